@@ -71,3 +71,26 @@ def upgrade(url: str, revision: str = "head") -> None:
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     command.upgrade(cfg, revision)
+
+
+def ensure_schema(url: str) -> None:
+    """Make sure the schema is current: SQLite is migrated in place; other databases must
+    be migrated explicitly (``mailer db upgrade``) so that several daemons never race."""
+    if make_url(url).get_backend_name() == "sqlite":
+        upgrade(url)
+        return
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()
+    if current != head:
+        raise ConfigError("database.url", f"schema is at {current or 'nothing'}, code needs "
+                          f"{head}: run `mailer db upgrade`")

@@ -1,0 +1,122 @@
+"""The application object: config, engine, signer and pipeline, built once and passed down.
+
+No module-level globals are configured at import time; commands and the daemon build an
+:class:`App` and hand it to service functions.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from mailer import db
+from mailer.config import Config, MailboxConfig, secret
+from mailer.errors import ImapConnectError
+from mailer.ids import IdSigner
+from mailer.ingest.imap import ImapSource, MailSource
+from mailer.ingest.poll import PollResult, poll_mailbox
+from mailer.ingest.process import process_pending
+from mailer.models import Setting
+from mailer.pipeline import Stage, build_pipeline
+
+log = logging.getLogger(__name__)
+SECRET_KEY = "message_id_secret"
+SourceFactory = Callable[[MailboxConfig], MailSource]
+
+
+@dataclass(slots=True)
+class App:
+    """Everything a command or a job needs."""
+
+    config: Config
+    engine: Engine
+    signer: IdSigner
+    stages: tuple[Stage, ...]
+    source_factory: SourceFactory
+    poll_errors: dict[str, str] = field(default_factory=dict)
+    backoff: dict[str, tuple[int, float]] = field(default_factory=dict)
+
+
+def build_app(config: Config, source_factory: SourceFactory | None = None) -> App:
+    """Build the App for ``config`` (the database must already be migrated)."""
+    engine = db.make_engine(config.database.url)
+    signer = IdSigner(_id_secret(config, engine), config.support.message_id_domain)
+    return App(config, engine, signer, build_pipeline(), source_factory or imap_source)
+
+
+def imap_source(box: MailboxConfig) -> MailSource:
+    """The real IMAP source for a configured mailbox (reads its password now)."""
+    return ImapSource(box, secret(box.password_env, f"mailboxes[{box.name}].password_env"))
+
+
+def _id_secret(config: Config, engine: Engine) -> bytes:
+    """The Message-ID signing key: from the environment, else generated once and kept."""
+    env = config.support.id_secret_env
+    if env and os.environ.get(env):
+        return os.environ[env].encode()
+    with Session(engine) as session:
+        row = session.get(Setting, SECRET_KEY)
+        if row is None:
+            session.add(Setting(key=SECRET_KEY, value=secrets.token_hex(32)))
+            try:
+                session.commit()
+            except IntegrityError:  # another daemon generated it first
+                session.rollback()
+            row = session.get(Setting, SECRET_KEY)
+        assert row is not None
+        return row.value.encode()
+
+
+def poll_once(app: App, now: float | None = None) -> list[PollResult]:
+    """Poll every mailbox once; a failing mailbox is logged and retried with backoff.
+
+    ``now`` is a monotonic timestamp; a mailbox that failed is skipped until its backoff
+    expires (5 s, 10 s, 20 s ... capped by ``scheduler.retry_max_seconds``).
+    """
+    now = time.monotonic() if now is None else now
+    results = []
+    for box in app.config.mailboxes:
+        if app.backoff.get(box.name, (0, 0.0))[1] > now:
+            continue
+        try:
+            result = poll_mailbox(app.engine, app.source_factory(box), box,
+                                  app.config.storage.max_message_bytes)
+        except ImapConnectError as exc:
+            _failed(app, box.name, str(exc), now)
+            continue
+        app.poll_errors.pop(box.name, None)
+        app.backoff.pop(box.name, None)
+        log.info("mailbox=%s fetched=%d stored=%d duplicates=%d too_large=%d", box.name,
+                 result.fetched, result.stored, result.duplicates, result.too_large)
+        results.append(result)
+    return results
+
+
+def _failed(app: App, name: str, error: str, now: float) -> None:
+    failures = app.backoff.get(name, (0, 0.0))[0] + 1
+    sched = app.config.scheduler
+    delay = min(sched.retry_base_seconds * 2 ** (failures - 1), sched.retry_max_seconds)
+    app.backoff[name] = (failures, now + delay)
+    app.poll_errors[name] = error
+    log.warning("mailbox=%s poll failed (%d in a row), retry in %.0fs: %s", name, failures,
+                delay, error)
+
+
+def process_once(app: App, limit: int | None = None) -> Counter[str]:
+    """Run the pipeline over every stored, unprocessed mail."""
+    return process_pending(app.engine, app.config, app.signer, app.stages, limit)
+
+
+def ingest_once(app: App) -> tuple[list[PollResult], Counter[str]]:
+    """One tick of the ingest job: poll every mailbox, then process what arrived."""
+    results = poll_once(app)
+    return results, process_once(app)

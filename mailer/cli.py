@@ -1,0 +1,96 @@
+"""Command line: ``mailer [--config PATH] COMMAND``.
+
+Only this module prints and exits; everything below raises errors from
+:mod:`mailer.errors`, which are shown here as one plain line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from mailer import commands
+from mailer.config import load_config
+from mailer.errors import MailerError
+from mailer.logs import configure
+
+log = logging.getLogger(__name__)
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, default=None,
+                        help="config file (default ./config.toml, else built-in defaults)")
+    common.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    parser = argparse.ArgumentParser(prog="mailer", parents=[common],
+                                     description="Email-ticketing pipeline daemon")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", parents=[common], help="run the daemon")
+    run.add_argument("--once", action="store_true", help="run every job once, then exit")
+    run.set_defaults(handler=commands.run)
+    sub.add_parser("poll-once", parents=[common], help="poll and process once"
+                   ).set_defaults(handler=commands.poll_once)
+    dbp = sub.add_parser("db", parents=[common], help="database").add_subparsers(
+        dest="db_command", required=True)
+    dbp.add_parser("upgrade", parents=[common], help="apply migrations"
+                   ).set_defaults(handler=commands.db_upgrade)
+    _tickets(sub, common)
+    _quarantine(sub, common)
+    demo = sub.add_parser("demo", parents=[common],
+                          help="embedded IMAP + SMTP on loopback, the dev corpus, tickets out")
+    demo.add_argument("--corpus", type=Path, default=None, help="directory of .eml files")
+    demo.add_argument("--workdir", type=Path, default=Path("var/demo"))
+    demo.set_defaults(handler=commands.demo)
+    return parser
+
+
+def _tickets(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+             common: argparse.ArgumentParser) -> None:
+    tp = sub.add_parser("tickets", parents=[common], help="tickets").add_subparsers(
+        dest="tickets_command", required=True)
+    lst = tp.add_parser("list", parents=[common], help="list tickets")
+    lst.add_argument("--status", default=None)
+    lst.add_argument("--limit", type=int, default=100)
+    lst.set_defaults(handler=commands.tickets_list)
+    show = tp.add_parser("show", parents=[common], help="show one ticket")
+    show.add_argument("number")
+    show.set_defaults(handler=commands.tickets_show)
+    exp = tp.add_parser("export", parents=[common], help="export tickets")
+    exp.add_argument("--format", choices=["jsonl"], default="jsonl")
+    exp.add_argument("--output", type=Path, default=None, help="file (default stdout)")
+    exp.add_argument("--status", default=None)
+    exp.set_defaults(handler=commands.tickets_export)
+
+
+def _quarantine(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+                common: argparse.ArgumentParser) -> None:
+    qp = sub.add_parser("quarantine", parents=[common], help="held mail").add_subparsers(
+        dest="quarantine_command", required=True)
+    qp.add_parser("list", parents=[common], help="list held mail"
+                  ).set_defaults(handler=commands.quarantine_list)
+    show = qp.add_parser("show", parents=[common], help="reason and detail of one entry")
+    show.add_argument("id", type=int)
+    show.set_defaults(handler=commands.quarantine_show)
+    retry = qp.add_parser("retry", parents=[common], help="run an entry through the pipeline")
+    retry.add_argument("id", type=int)
+    retry.set_defaults(handler=commands.quarantine_retry)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``mailer`` command."""
+    args = _parser().parse_args(argv)
+    try:
+        config = load_config(args.config)
+        configure(config.logging, quiet=args.quiet)
+        args.loaded_config = config
+        handler: Handler = args.handler
+        return handler(args)
+    except MailerError as exc:
+        print(f"mailer: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,173 @@
+"""The CLI's command handlers: thin wrappers that call services and print results."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from sqlmodel import Session, select
+
+from mailer import db
+from mailer.app import App, build_app, ingest_once
+from mailer.config import Config
+from mailer.daemon import run_forever, run_once
+from mailer.export import iter_tickets, quarantine_rows, ticket_dict
+from mailer.ingest.process import process_one
+from mailer.models import Inbound, Ticket
+
+
+def _app(args: argparse.Namespace) -> App:
+    config: Config = args.loaded_config
+    db.ensure_schema(config.database.url)
+    return build_app(config)
+
+
+def run(args: argparse.Namespace) -> int:
+    """``mailer run [--once]``."""
+    app = _app(args)
+    if args.once:
+        run_once(app)
+    else:
+        run_forever(app)
+    return 0
+
+
+def poll_once(args: argparse.Namespace) -> int:
+    """``mailer poll-once``: fetch and process once, print the counts."""
+    app = _app(args)
+    results, counts = ingest_once(app)
+    for r in results:
+        print(f"{r.mailbox}: fetched {r.fetched}, stored {r.stored}, duplicates "
+              f"{r.duplicates}, too large {r.too_large}{' (more waiting)' if r.more else ''}")
+    print("processed: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"))
+    for name, error in app.poll_errors.items():
+        print(f"{name}: FAILED: {error}", file=sys.stderr)
+    return 1 if app.poll_errors else 0
+
+
+def db_upgrade(args: argparse.Namespace) -> int:
+    """``mailer db upgrade``."""
+    db.upgrade(args.loaded_config.database.url)
+    print("database is up to date")
+    return 0
+
+
+def tickets_list(args: argparse.Namespace) -> int:
+    """``mailer tickets list``."""
+    app = _app(args)
+    with Session(app.engine) as session:
+        stmt = select(Ticket).order_by(Ticket.id.desc())  # type: ignore[union-attr]
+        if args.status:
+            stmt = stmt.where(Ticket.status == args.status)
+        rows = session.exec(stmt.limit(args.limit)).all()
+    print(f"{'NUMBER':<10} {'STATUS':<9} {'CATEGORY':<16} {'URGENCY':<9} {'REQUESTER':<32} "
+          "SUBJECT")
+    for t in rows:
+        print(f"{t.number:<10} {t.status:<9} {t.category or '-':<16} {t.urgency or '-':<9} "
+              f"{_clip(t.requester, 32):<32} {_clip(_oneline(t.subject), 60)}")
+    print(f"{len(rows)} ticket(s)")
+    return 0
+
+
+def tickets_show(args: argparse.Namespace) -> int:
+    """``mailer tickets show NUMBER``."""
+    app = _app(args)
+    with Session(app.engine) as session:
+        ticket = session.exec(select(Ticket).where(Ticket.number == args.number.upper())).first()
+        if ticket is None:
+            print(f"mailer: no ticket {args.number}", file=sys.stderr)
+            return 1
+        data = ticket_dict(session, ticket, with_events=True)
+    _print_ticket(data)
+    return 0
+
+
+def _print_ticket(data: dict[str, Any]) -> None:
+    print(f"{data['number']}  [{data['status']}]  {_oneline(data['subject'])}")
+    print(f"requester: {data['requester']}  category: {data['category'] or '-'}  "
+          f"urgency: {data['urgency'] or '-'}  language: {data['language'] or '-'}")
+    for m in data["messages"]:
+        print(f"\n--- {m['direction']} {m['kind']} {m['date'] or ''} from {m['from']}")
+        print(m["new_text"] or m["text"])
+        for a in m["attachments"]:
+            print(f"    [attachment] {_oneline(a['filename'])} {a['content_type']} {a['size']} B")
+    print("\nhistory:")
+    for e in data["events"]:
+        print(f"  {e['at']} {e['kind']}")
+
+
+def tickets_export(args: argparse.Namespace) -> int:
+    """``mailer tickets export --format jsonl``."""
+    app = _app(args)
+    out = args.output.open("w", encoding="utf-8") if args.output else sys.stdout
+    try:
+        count = 0
+        for item in iter_tickets(app.engine, args.status):
+            out.write(json.dumps(item, ensure_ascii=False) + "\n")
+            count += 1
+    finally:
+        if args.output:
+            out.close()
+    print(f"exported {count} ticket(s)", file=sys.stderr)
+    return 0
+
+
+def quarantine_list(args: argparse.Namespace) -> int:
+    """``mailer quarantine list``."""
+    rows = quarantine_rows(_app(args).engine)
+    print(f"{'ID':>6} {'STATUS':<12} {'REASON':<24} {'MAILBOX':<12} {'UID':>7} MESSAGE-ID")
+    for r in rows:
+        print(f"{r['id']:>6} {r['status']:<12} {_clip(r['reason'] or '-', 24):<24} "
+              f"{_clip(r['mailbox'], 12):<12} {r['uid']:>7} {_clip(r['message_id'], 60)}")
+    print(f"{len(rows)} held")
+    return 0
+
+
+def quarantine_show(args: argparse.Namespace) -> int:
+    """``mailer quarantine show ID``."""
+    app = _app(args)
+    with Session(app.engine) as session:
+        row = session.get(Inbound, args.id)
+        if row is None:
+            print(f"mailer: no inbound mail {args.id}", file=sys.stderr)
+            return 1
+        print(f"id {row.id}: {row.status} ({row.reason or '-'}), mailbox {row.mailbox} "
+              f"uid {row.uid}, {row.size} bytes, message-id {row.message_id}")
+        print(row.detail or "")
+    return 0
+
+
+def quarantine_retry(args: argparse.Namespace) -> int:
+    """``mailer quarantine retry ID``: run a held mail through the pipeline again."""
+    app = _app(args)
+    with Session(app.engine) as session:
+        row = session.get(Inbound, args.id)
+        if row is None or row.status not in ("quarantined", "failed"):
+            print(f"mailer: {args.id} is not in quarantine", file=sys.stderr)
+            return 1
+        if row.raw is None:
+            print(f"mailer: {args.id} has no stored bytes ({row.reason}); {row.detail}",
+                  file=sys.stderr)
+            return 1
+    result = process_one(app.engine, app.config, app.signer, app.stages, args.id)
+    print(f"{args.id}: {result.status} {result.reason or ''} "
+          f"{result.ticket_number or ''}".rstrip())
+    return 0 if result.status == "processed" else 1
+
+
+def demo(args: argparse.Namespace) -> int:
+    """``mailer demo``: see :mod:`mailer.demo`."""
+    from mailer.demo import run_demo
+
+    return run_demo(args.corpus, args.workdir)
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _oneline(text: str) -> str:
+    """Control characters from mail never reach the terminal."""
+    return "".join(c if c.isprintable() else " " for c in text)

@@ -1,0 +1,113 @@
+"""The ingest stages: parse, screen, machine, thread, store.
+
+Each is small and named; :mod:`mailer.pipeline` runs them in one transaction per message.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from mailer import tickets
+from mailer.errors import ParseError
+from mailer.ingest import machine
+from mailer.ingest.attachments import AttachmentStore
+from mailer.ingest.match import find_thread
+from mailer.ingest.parse import parse_mail
+from mailer.pipeline import Discard, Hold, MessageContext, Services
+
+log = logging.getLogger(__name__)
+HEADER_CONTROL = ("\r", "\n", "\x00")
+
+
+class ParseStage:
+    """Raw bytes -> ParsedMail; an unparseable mail is held in quarantine."""
+
+    name = "parse"
+
+    def process(self, ctx: MessageContext, services: Services) -> None:
+        """See `Stage`."""
+        try:
+            ctx.parsed = parse_mail(ctx.raw)
+        except ParseError as exc:
+            raise Hold(f"unparseable: {exc.reason}", str(exc)) from exc
+
+
+class ScreenStage:
+    """Refuse what must not become a ticket as is: header injection, no sender, ourselves."""
+
+    name = "screen"
+
+    def process(self, ctx: MessageContext, services: Services) -> None:
+        """See `Stage`."""
+        mail = ctx.mail
+        names = [mail.subject, *(a.name for a in (mail.from_, *mail.to, *mail.cc) if a)]
+        if any(c in value for value in names for c in HEADER_CONTROL):
+            # A decoded header carrying CR/LF is an injection attempt: echoing it into a
+            # reply's headers would let the sender add Bcc: lines. Keep it for a human.
+            raise Hold("header-injection", "a decoded header contains CR, LF or NUL")
+        if mail.from_ is None:
+            raise Hold("no-sender", "no usable From address")
+        if mail.from_.address in services.config.support.addresses:
+            raise Discard("from-support-address")
+
+
+class MachineStage:
+    """Bounces and list mail open nothing; auto-replies are marked as such."""
+
+    name = "machine"
+
+    def process(self, ctx: MessageContext, services: Services) -> None:
+        """See `Stage`."""
+        verdict = machine.classify(ctx.mail)
+        if verdict in ("bounce", "list"):
+            raise Discard(verdict)
+        if verdict == "auto_reply":
+            ctx.kind = "auto_reply"
+
+
+class ThreadStage:
+    """Find the ticket this mail continues; record refused attempts on that ticket."""
+
+    name = "thread"
+
+    def process(self, ctx: MessageContext, services: Services) -> None:
+        """See `Stage`."""
+        match = find_thread(services.session, ctx.mail, services.signer)
+        for refusal in match.refused:
+            tickets.record_event(services.session, refusal.ticket.id, "thread_refused",
+                                 method=refusal.method, sender=refusal.sender,
+                                 message_id=ctx.mail.message_id)
+            ctx.notes.append(f"refused:{refusal.ticket.number}:{refusal.method}")
+        if match.ticket is not None and match.ticket.status == "closed":
+            ctx.notes.append(f"follow-up-of:{match.ticket.number}")
+            return
+        if match.ticket is not None:
+            ctx.ticket_id, ctx.ticket_number = match.ticket.id, match.ticket.number
+        elif ctx.kind == "auto_reply":
+            raise Discard("auto-reply-without-ticket")
+
+
+class StoreStage:
+    """Open a ticket or append to the matched one; store attachments content-addressed."""
+
+    name = "store"
+
+    def process(self, ctx: MessageContext, services: Services) -> None:
+        """See `Stage`."""
+        session, mail = services.session, ctx.mail
+        support = services.config.support.addresses
+        if ctx.ticket_id is None:
+            ref = tickets.open_ticket(session, mail, support)
+            ctx.ticket_id, ctx.ticket_number, ctx.outcome = ref.id, ref.number, "opened"
+            tickets.record_event(session, ref.id, "opened", message_id=mail.message_id,
+                                 notes=ctx.notes)
+        else:
+            reopened = tickets.note_customer_mail(session, ctx.ticket_id, mail, support,
+                                                  reopen=ctx.kind == "customer")
+            ctx.outcome = "reopened" if reopened else "appended"
+            tickets.record_event(session, ctx.ticket_id, ctx.outcome,
+                                 message_id=mail.message_id, message_kind=ctx.kind)
+        row_id = tickets.add_message(session, ctx.ticket_id, mail, kind=ctx.kind,
+                                     inbound_id=ctx.inbound_id)
+        store = AttachmentStore(services.config.storage.attachments_dir)
+        store.save_all(session, row_id, mail.attachments)

@@ -1,0 +1,112 @@
+"""Ticket storage: the only module of the ingest side that touches ticket ORM rows.
+
+Callers get :class:`TicketRef` records back, never the rows themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from mailer.ingest.mail import Address, ParsedMail
+from mailer.models import Message, Ticket, TicketEvent, utcnow
+
+OPEN_STATES = ("new", "open", "pending")
+
+
+@dataclass(frozen=True, slots=True)
+class TicketRef:
+    """What threading needs to know about a ticket."""
+
+    id: int
+    number: str
+    status: str
+    requester: str
+    participants: tuple[str, ...]
+
+
+def format_number(ticket_id: int) -> str:
+    """The public ticket number for a database id: ``T-000123``."""
+    return f"T-{ticket_id:06d}"
+
+
+def _ref(row: Ticket) -> TicketRef:
+    assert row.id is not None and row.number is not None
+    return TicketRef(row.id, row.number, row.status, row.requester, tuple(row.participants))
+
+
+def by_number(session: Session, number: str) -> TicketRef | None:
+    """The ticket with this number, or None."""
+    row = session.exec(select(Ticket).where(Ticket.number == number.upper())).first()
+    return _ref(row) if row else None
+
+
+def by_message_id(session: Session, message_id: str) -> TicketRef | None:
+    """The ticket holding a message with this Message-ID (inbound or ours), or None."""
+    stmt = (select(Ticket).join(Message, col(Message.ticket_id) == col(Ticket.id))
+            .where(Message.message_id == message_id).order_by(col(Message.id)).limit(1))
+    row = session.exec(stmt).first()
+    return _ref(row) if row else None
+
+
+def open_ticket(session: Session, mail: ParsedMail, support: tuple[str, ...]) -> TicketRef:
+    """Open a ticket for ``mail`` (whose sender is the requester)."""
+    sender = mail.from_ or Address("", "")
+    now = utcnow()
+    row = Ticket(requester=sender.address, requester_name=sender.name[:500],
+                 subject=mail.subject, participants=_participants(mail, support),
+                 created_at=now, updated_at=now, last_customer_at=now)
+    session.add(row)
+    session.flush()
+    assert row.id is not None
+    row.number = format_number(row.id)
+    session.flush()
+    return _ref(row)
+
+
+def _participants(mail: ParsedMail, support: tuple[str, ...]) -> list[str]:
+    people = [a.address for a in (mail.from_, *mail.cc, *mail.to) if a is not None]
+    return list(dict.fromkeys(p for p in people if p and p not in support))
+
+
+def note_customer_mail(session: Session, ticket_id: int, mail: ParsedMail,
+                       support: tuple[str, ...], reopen: bool) -> bool:
+    """Record a customer's mail on the ticket; reopen it if resolved. True if reopened."""
+    row = session.get(Ticket, ticket_id)
+    assert row is not None
+    row.participants = list(dict.fromkeys([*row.participants, *_participants(mail, support)]))
+    row.updated_at = row.last_customer_at = utcnow()
+    reopened = reopen and row.status == "resolved"
+    if reopened:
+        row.status = "open"
+    session.add(row)
+    return reopened
+
+
+def add_message(session: Session, ticket_id: int, mail: ParsedMail, *, kind: str,
+                direction: str = "in", inbound_id: int | None = None) -> int:
+    """Store one message on a ticket; returns the message row id."""
+    row = Message(
+        ticket_id=ticket_id, inbound_id=inbound_id, message_id=mail.message_id,
+        direction=direction, kind=kind,
+        from_addr=mail.from_.address if mail.from_ else "",
+        from_name=mail.from_.name[:500] if mail.from_ else "",
+        to_addrs=[a.address for a in mail.to], cc_addrs=[a.address for a in mail.cc],
+        reply_to=[a.address for a in mail.reply_to], subject=mail.subject, date=mail.date,
+        text=mail.text, new_text=mail.new_text, html=mail.html,
+        in_reply_to=mail.in_reply_to[0][:1000] if mail.in_reply_to else None,
+        references=list(mail.references[-50:]), defects=list(mail.defects),
+    )
+    session.add(row)
+    session.flush()
+    assert row.id is not None
+    return row.id
+
+
+def record_event(session: Session, ticket_id: int, kind: str, at: datetime | None = None,
+                 **detail: Any) -> None:
+    """Append an entry to the ticket's history."""
+    session.add(TicketEvent(ticket_id=ticket_id, kind=kind, at=at or utcnow(), detail=detail))
