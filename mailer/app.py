@@ -116,7 +116,7 @@ def process_once(app: App, limit: int | None = None) -> Counter[str]:
     return process_pending(app.engine, app.config, app.signer, app.stages, limit)
 
 
-def ingest_once(app: App) -> tuple[list[PollResult], Counter[str]]:
+def ingest_once(app: App, now: float | None = None) -> tuple[list[PollResult], Counter[str]]:
     """One tick of the ingest job: poll every mailbox, then process what arrived."""
-    results = poll_once(app)
+    results = poll_once(app, now)
     return results, process_once(app)

@@ -15,7 +15,9 @@ import re
 import secrets
 from dataclasses import dataclass
 
-_OWN = re.compile(r"^<([a-z][a-z0-9-]{0,19})\.(T-\d{1,12})\.([a-z0-9]{1,32})\.([a-z0-9]{16,32})@([^<>\s]+)>$")
+_OWN = re.compile(
+    r"^<([a-z][a-z0-9-]{0,19})\.(T-\d{1,12})\.([a-z0-9]{1,32})\.([a-z0-9]{16,32})@([^<>\s]+)>$"
+)
 
 
 @dataclass(frozen=True, slots=True)

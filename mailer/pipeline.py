@@ -24,7 +24,7 @@ from mailer.ingest.mail import ParsedMail
 log = logging.getLogger(__name__)
 
 
-class Discard(Exception):  # noqa: N818  (a stop signal, not an error)
+class Discard(Exception):
     """Stop processing: the message is recorded but opens nothing (machine mail, duplicates)."""
 
     def __init__(self, reason: str) -> None:
@@ -32,7 +32,7 @@ class Discard(Exception):  # noqa: N818  (a stop signal, not an error)
         self.reason = reason
 
 
-class Hold(Exception):  # noqa: N818  (a stop signal, not an error)
+class Hold(Exception):
     """Stop processing: quarantine the message with ``reason`` for a human."""
 
     def __init__(self, reason: str, detail: str = "") -> None:

@@ -166,13 +166,13 @@ service anvil {{
 class Dovecot:
     """A private Dovecot IMAP server whose files all live under `root`.
 
-    >>> server = Dovecot(tmp_path / "dovecot")
-    >>> server.start()
-    >>> server.add_user("support@exchange.example", "secret")
-    >>> uid = server.append("support@exchange.example", "INBOX", raw_bytes)
-    >>> server.stop()
+    Example::
 
-    Users can be added while the server runs (the passwd-file is re-read on change).
+        with Dovecot(tmp_path / "dovecot") as server:  # start() ... stop()
+            server.add_user("support@exchange.example", "secret")
+            uid = server.append("support@exchange.example", "INBOX", raw_bytes)
+
+    Users can be added while the server runs: each has its own passwd-file, read on login.
     `root` and its parents get the "others may traverse" bit (``o+x``, never read), because
     the auth process runs as ``dovecot`` and the mail processes as ``vmail``.
     """

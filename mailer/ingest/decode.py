@@ -20,30 +20,19 @@ log = logging.getLogger(__name__)
 
 Defects = tuple[str, ...]
 
+_ASCII = "us-ascii ascii us ansi_x3.4-1968 iso646-us"
 # Labels that lie in practice, mapped to the superset that decodes what senders really wrote.
-_ALIASES: dict[str, str] = {
-    **dict.fromkeys(
-        ("gb2312", "gbk", "x-gbk", "cp936", "euc-cn", "x-euc-cn", "gb_2312-80", "csgb2312",
-         "ms936", "windows-936", "chinese"),
-        "gb18030",
-    ),
-    **dict.fromkeys(("big5", "x-big5", "csbig5", "cn-big5", "big5-hkscs"), "big5hkscs"),
-    **dict.fromkeys(
-        ("shift_jis", "shift-jis", "sjis", "x-sjis", "ms_kanji", "csshiftjis", "windows-31j"),
-        "cp932",
-    ),
-    **dict.fromkeys(
-        ("euc-kr", "euckr", "cseuckr", "ks_c_5601-1987", "ks_c_5601", "ksc5601", "ksc_5601",
-         "ks_c_5601-1989", "cp949", "uhc", "windows-949", "x-windows-949"),
-        "cp949",
-    ),
-    **dict.fromkeys(
-        ("iso-8859-1", "iso8859-1", "iso_8859-1", "latin1", "latin-1", "l1", "us-ascii",
-         "ascii", "us", "ansi_x3.4-1968", "windows-1252"),
-        "cp1252",
-    ),
+_SUPERSETS = {
+    "gb18030": "gb2312 gbk x-gbk cp936 euc-cn x-euc-cn gb_2312-80 csgb2312 ms936 windows-936",
+    "big5hkscs": "big5 x-big5 csbig5 cn-big5 big5-hkscs",
+    "cp932": "shift_jis shift-jis sjis x-sjis ms_kanji csshiftjis windows-31j",
+    "cp949": "euc-kr euckr cseuckr ks_c_5601-1987 ks_c_5601 ksc5601 ksc_5601 ks_c_5601-1989"
+    " cp949 uhc windows-949 x-windows-949",
+    "cp1252": "iso-8859-1 iso8859-1 iso_8859-1 latin1 latin-1 l1 windows-1252 " + _ASCII,
 }
+_ALIASES = {alias: name for name, aliases in _SUPERSETS.items() for alias in aliases.split()}
 _FALLBACKS = ("utf-8", "gb18030")
+_GB_TRAIL = re.compile(rb"[\x81-\xfe]([\x40-\xfe])")
 _JIS_ESC = re.compile(rb"\x1b(\$[@B]|\$\(Q|\([BJHI]|&@)")
 _JIS_ASCII = frozenset((b"(B", b"(J", b"(H", b"&@"))
 _EW = re.compile(r"=\?([^?\s]+)\?([QqBb])\?([^?]*)(\?=|$)")
@@ -63,9 +52,11 @@ def normalize_charset(label: str | None) -> str | None:
     key = _ALIASES.get(key, key)
     try:
         name = codecs.lookup(key).name
-        b"".decode(name)  # refuses bytes-to-bytes codecs such as zlib or base64
-    except (LookupError, ValueError):
+        b"a".decode(name)  # LookupError for bytes-to-bytes codecs such as zlib or base64
+    except LookupError:
         return None
+    except ValueError:
+        pass  # a text codec that only dislikes this probe
     return _ALIASES.get(name, name)
 
 
@@ -82,10 +73,11 @@ def decode_bytes(data: bytes, label: str | None) -> tuple[str, Defects]:
     return unicodedata.normalize("NFC", text.removeprefix("\ufeff")), tuple(defects)
 
 
-def _decode_labelled(data: bytes, codec: str | None, label: str | None,
-                     defects: list[str]) -> str | None:
-    if codec is None:
-        return None
+def _decode_labelled(
+    data: bytes, codec: str | None, label: str | None, defects: list[str]
+) -> str | None:
+    if codec is None or (not data.isascii() and label and label.lower() in _ASCII.split()):
+        return None  # 8-bit data under an ASCII label: the label says nothing, guess
     if codec == "cp1252" and not data.isascii():
         # ascii/latin-1 labels on valid UTF-8 are mislabelled UTF-8: latin-1 text is
         # practically never valid UTF-8 by accident.
@@ -113,7 +105,7 @@ def _strict(data: bytes, codec: str, defects: list[str]) -> str | None:
             return None
         defects.append("charset-truncated-tail")
         return text
-    except LookupError:
+    except (LookupError, ValueError, TypeError):  # odd codecs (idna, punycode) fail oddly
         return None
 
 
@@ -121,11 +113,18 @@ def _decode_fallback(data: bytes, skip: str | None) -> tuple[str, str]:
     if data.isascii():
         return data.decode("ascii"), "ascii"
     for codec in _FALLBACKS:
-        if codec != skip:
+        if codec != skip and (codec != "gb18030" or _plausible_gb(data)):
             text = _strict(data, codec, [])
             if text is not None:
                 return text, codec
     return data.decode("cp1252", "replace"), "cp1252"
+
+
+def _plausible_gb(data: bytes) -> bool:
+    """Chinese text is mostly GB2312 pairs (trail byte >= 0xA1); Latin-1 text that happens to
+    be valid GBK pairs an accented letter with the ASCII letter after it."""
+    trails: list[bytes] = _GB_TRAIL.findall(data)
+    return sum(trail >= b"\xa1" for trail in trails) * 2 >= len(trails)
 
 
 def _decode_jis(data: bytes, defects: list[str]) -> str | None:
@@ -213,7 +212,7 @@ def _header_source(value: object) -> str:
         elif charset in (None, "unknown-8bit", "us-ascii"):
             chunks.append(data.decode("ascii", "surrogateescape"))
         else:
-            chunks.append(data.decode(charset, "replace"))
+            chunks.append(decode_bytes(data, charset)[0])
     return "".join(chunks)
 
 

@@ -16,21 +16,22 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 log = logging.getLogger(__name__)
 
-_SKIP = frozenset({
-    "script", "style", "head", "title", "iframe", "object", "embed", "noscript", "template",
-    "svg", "math", "applet", "frame", "frameset", "noembed", "noframes",
-})
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+_SKIP = _words(
+    "script style head title iframe object embed noscript template svg math applet frame"
+    " frameset noembed noframes"
+)
 # Removed with their content from HTML shown to agents: active content, forms that could
 # phish an agent's credentials, and tags that redirect or restyle the whole page.
-_UNSAFE = _SKIP | frozenset({
-    "form", "input", "button", "textarea", "select", "meta", "link", "base", "xmp",
-    "plaintext", "portal",
-})
-_BLOCK = frozenset({
-    "p", "div", "tr", "table", "ul", "ol", "dl", "dt", "dd", "h1", "h2", "h3", "h4", "h5",
-    "h6", "section", "article", "header", "footer", "address", "center", "hr", "figure",
-    "main", "nav", "aside", "details", "summary", "caption", "fieldset", "body",
-})
+_UNSAFE = _SKIP | _words("form input button textarea select meta link base xmp plaintext portal")
+_BLOCK = _words(
+    "p div tr table ul ol dl dt dd h1 h2 h3 h4 h5 h6 section article header footer address"
+    " center hr figure main nav aside details summary caption fieldset body"
+)
 # A block boundary is a soft break (\x00, removed from the input): several in a row, or one
 # right after a <br>, still make a single line break, as a browser renders them.
 _SOFT = "\x00"
@@ -41,10 +42,10 @@ _HIDDEN_STYLE = re.compile(
     r"|opacity\s*:\s*0(?:\.0*)?\s*(?:[;!]|$)",
     re.I,
 )
-_URL_ATTRS = frozenset({
-    "href", "src", "action", "formaction", "xlink:href", "background", "poster", "srcset",
-    "lowsrc", "dynsrc", "data", "cite", "ping", "longdesc", "codebase", "manifest",
-})
+_URL_ATTRS = _words(
+    "href src action formaction xlink:href background poster srcset lowsrc dynsrc data cite"
+    " ping longdesc codebase manifest"
+)
 _BAD_SCHEMES = ("javascript:", "vbscript:", "livescript:", "data:")
 _BAD_STYLE = re.compile(r"expression\s*\(|javascript:|vbscript:|behavior\s*:|-moz-binding", re.I)
 _URL_NOISE = re.compile(r"[\x00-\x20\x7f]+")

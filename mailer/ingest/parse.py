@@ -128,7 +128,8 @@ def _walk(part: Message, depth: int, body: _Body) -> None:
         for sub in payload if isinstance(payload, list) else []:
             if body.parts > MAX_PARTS:
                 break
-            _walk(sub, depth + 1, body)
+            if isinstance(sub, Message):
+                _walk(sub, depth + 1, body)
     else:
         _leaf(part, ctype, body)
 
@@ -171,7 +172,9 @@ def _content_id(part: Message) -> str | None:
 def _attached_message(part: Message, index: int) -> ParsedAttachment:
     payload = part.get_payload()
     inner = payload[0] if isinstance(payload, list) and payload else None
-    data = _message_bytes(inner) if isinstance(inner, Message) else b""
+    if not isinstance(inner, Message):
+        inner = None
+    data = _message_bytes(inner) if inner is not None else b""
     subject = decode.decode_header(str(inner.get("subject", ""))) if inner else ("", ())
     return ParsedAttachment(
         filename=safe_filename(_filename(part) or f"{subject[0] or 'message'}.eml",

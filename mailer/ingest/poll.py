@@ -48,8 +48,8 @@ class PollResult:
 def poll_mailbox(engine: Engine, source: MailSource, box: MailboxConfig,
                  max_bytes: int) -> PollResult:
     """Fetch new mail of one mailbox into the database; see the module docstring."""
-    uidvalidity = source.open()
     try:
+        uidvalidity = source.open()
         _finish_pending(engine, source, box.name, uidvalidity)
         last_uid = _cursor(engine, box.name, uidvalidity)
         uids = source.uids_after(last_uid)

@@ -45,16 +45,22 @@ _SEPARATOR = _rx(
 )
 _UNDERLINE = _rx(r"^_{8,}$")
 _KEY = r"^[|*]?\s*\*?\s*(?:{})\s*\*?\s*[:：|]"
-_FROM = _rx(_KEY.format(
-    r"from|发件人|發件人|寄件者|寄件人|差出人|送信者|보낸\s*사람|от|de|từ|von|da|van|expéditeur"
-))
-_DATE = _rx(_KEY.format(
-    r"sent|date|发送时间|發送時間|时间|時間|日期|寄件日期|傳送時間|送信日時|日時|보낸\s*날짜|날짜"
-    r"|отправлено|дата|enviado|fecha|đã\s+gửi|ngày(?:\s+gửi)?|gesendet|datum|envoyé|data|inviato"
-))
-_SUBJECT = _rx(_KEY.format(
-    r"subject|主题|主題|主旨|件名|제목|тема|asunto|assunto|chủ\s+đề|betreff|objet|oggetto|onderwerp"
-))
+_FROM = _rx(
+    _KEY.format(
+        r"from|发件人|發件人|寄件者|寄件人|差出人|送信者|보낸\s*사람|от|de|từ|von|da|van|expéditeur"
+    )
+)
+_DATE = _rx(
+    _KEY.format(
+        r"sent|date|发送时间|發送時間|时间|時間|日期|寄件日期|傳送時間|送信日時|日時|보낸\s*날짜|날짜"
+        r"|отправлено|дата|enviado|fecha|đã\s+gửi|ngày(?:\s+gửi)?|gesendet|datum|envoyé|data|inviato"
+    )
+)
+_SUBJECT = _rx(
+    _KEY.format(
+        r"subject|主题|主題|主旨|件名|제목|тема|asunto|assunto|chủ\s+đề|betreff|objet|oggetto|onderwerp"
+    )
+)
 _BLOCK_LINES = 8
 
 

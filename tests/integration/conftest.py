@@ -16,14 +16,15 @@ from tests.servers import ImapUser
 PASSWORD_ENV = "MAILER_TEST_IMAP_PASSWORD"
 
 
-def make_config(user: ImapUser, url: str, tmp: Path, **mailbox: Any) -> Config:
+def make_config(user: ImapUser, url: str, tmp: Path, storage: dict[str, Any] | None = None,
+                **mailbox: Any) -> Config:
     """A config for one mailbox on the test Dovecot and the database at ``url``."""
     box = {"name": "support", "host": user.host, "port": user.port, "security": "none",
            "username": user.address, "password_env": PASSWORD_ENV, **mailbox}
     return parse_config({
         "database": {"url": url},
         "mailboxes": [box],
-        "storage": {"attachments_dir": str(tmp / "attachments")},
+        "storage": {"attachments_dir": str(tmp / "attachments"), **(storage or {})},
         "support": {"addresses": ["support@exchange.example"],
                     "message_id_domain": "exchange.example"},
         "scheduler": {"poll_interval_seconds": 1},
@@ -45,8 +46,8 @@ def make_app(tmp_path: Path, imap_user: ImapUser,
     monkeypatch.setenv(PASSWORD_ENV, imap_user.password)
     apps: list[App] = []
 
-    def factory(url: str, **mailbox: Any) -> App:
-        app = build_app(make_config(imap_user, url, tmp_path, **mailbox))
+    def factory(url: str, storage: dict[str, Any] | None = None, **mailbox: Any) -> App:
+        app = build_app(make_config(imap_user, url, tmp_path, storage, **mailbox))
         apps.append(app)
         return app
 

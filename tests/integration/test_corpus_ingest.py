@@ -10,8 +10,8 @@ import pytest
 from sqlmodel import Session, col, select
 
 from mailer.app import App, ingest_once
-from mailer.models import Inbound, Message, Ticket
 from mailer.corpus import load_labels, load_tokens, rewrite
+from mailer.models import Inbound, Message, Ticket
 from tests.servers import Dovecot, ImapUser
 
 SCRIPTS = {

@@ -1,0 +1,169 @@
+"""Threading rules, reopening and refusals, driven one tick at a time through a FakeSource."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import Session, select
+
+from mailer import db
+from mailer.app import build_app, ingest_once
+from mailer.config import parse_config
+from mailer.models import Inbound, Message, Ticket, TicketEvent
+from tests.fakes import FakeSource
+
+
+@pytest.fixture
+def app(tmp_path):
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    db.upgrade(url)
+    source = FakeSource()
+    config = parse_config({
+        "database": {"url": url},
+        "mailboxes": [{"name": "fake", "host": "127.0.0.1", "port": 143, "security": "none",
+                       "username": "u", "password_env": "UNUSED"}],
+        "storage": {"attachments_dir": str(tmp_path / "att")},
+    })
+    real = build_app(config, source_factory=lambda box: source)
+    yield Harness(real, source)
+    real.engine.dispose()
+
+
+class Harness:
+    """The App plus its fake mailbox."""
+
+    def __init__(self, app, fake):
+        self.app, self.fake = app, fake
+        self.engine, self.signer = app.engine, app.signer
+
+
+def send(app, sender="alice@example.com", subject="Withdrawal stuck", body="Please help.",
+         headers="", msgid=None):
+    msgid = msgid or f"<{len(app.fake.mails)}.{sender}>"
+    raw = (f"From: {sender}\r\nTo: support@exchange.example\r\nSubject: {subject}\r\n"
+           f"Message-ID: {msgid}\r\n{headers}\r\n{body}\r\n").encode()
+    uid = app.fake.deliver(raw)
+    ingest_once(app.app)
+    with Session(app.engine) as session:
+        row = session.exec(select(Inbound).where(Inbound.uid == uid)).one()
+        ticket = session.get(Ticket, row.ticket_id) if row.ticket_id else None
+        return row, ticket
+
+
+def events(app, ticket):
+    with Session(app.engine) as session:
+        return [e.kind for e in session.exec(
+            select(TicketEvent).where(TicketEvent.ticket_id == ticket.id))]
+
+
+def test_reply_by_in_reply_to_of_a_stored_mail(app):
+    _, first = send(app, msgid="<root@example.com>")
+    _, second = send(app, subject="Re: Withdrawal stuck",
+                     headers="In-Reply-To: <root@example.com>\r\n")
+    assert second.id == first.id
+
+
+def test_reply_to_our_signed_message_id(app):
+    _, first = send(app)
+    ours = app.signer.make("ack", first.number)
+    _, second = send(app, subject="Re: hello", headers=f"References: <x@y> {ours}\r\n")
+    assert second.id == first.id
+
+
+def test_forged_signature_opens_a_new_ticket(app):
+    _, first = send(app)
+    forged = app.signer.make("ack", first.number).replace(first.number, "T-000999")
+    _, second = send(app, headers=f"In-Reply-To: {forged}\r\n")
+    assert second.id != first.id
+
+
+def test_token_from_the_requester_threads(app):
+    _, first = send(app)
+    _, second = send(app, subject=f"Re: [#{first.number}] more info")
+    assert second.id == first.id
+
+
+def test_token_from_a_stranger_opens_a_new_ticket_and_is_recorded(app):
+    _, first = send(app, sender="alice@example.com")
+    _, second = send(app, sender="alice@examp1e.com", subject=f"Re: [#{first.number}] reset 2FA")
+    assert second.id != first.id
+    assert "thread_refused" in events(app, first)
+
+
+def test_known_cc_may_reply_on_the_token(app):
+    _, first = send(app, headers="Cc: bob@example.com\r\n")
+    _, second = send(app, sender="Bob@Example.com", subject=f"Re: [#{first.number}]")
+    assert second.id == first.id
+
+
+def test_customer_reply_reopens_a_resolved_ticket(app):
+    _, first = send(app)
+    with Session(app.engine) as session:
+        row = session.get(Ticket, first.id)
+        row.status = "resolved"
+        session.add(row)
+        session.commit()
+    _, again = send(app, subject=f"Re: [#{first.number}] still broken")
+    assert again.id == first.id and again.status == "open"
+    assert "reopened" in events(app, first)
+
+
+def test_out_of_office_in_a_thread_is_recorded_but_never_reopens(app):
+    _, first = send(app)
+    with Session(app.engine) as session:
+        row = session.get(Ticket, first.id)
+        row.status = "resolved"
+        session.add(row)
+        session.commit()
+    row, again = send(app, subject=f"Automatic reply: [#{first.number}]",
+                      headers="Auto-Submitted: auto-replied\r\n")
+    assert again.id == first.id and again.status == "resolved"
+    with Session(app.engine) as session:
+        msg = session.exec(select(Message).where(Message.inbound_id == row.id)).one()
+    assert msg.kind == "auto_reply"
+
+
+def test_out_of_office_outside_a_thread_opens_nothing(app):
+    row, ticket = send(app, subject="Out of Office", headers="Auto-Submitted: auto-replied\r\n")
+    assert ticket is None and row.status == "discarded"
+
+
+@pytest.mark.parametrize("headers", [
+    "List-Id: <news.example.com>\r\n", "Precedence: bulk\r\n",
+    "List-Unsubscribe: <mailto:u@example.com>\r\n",
+])
+def test_list_mail_opens_nothing(app, headers):
+    row, ticket = send(app, headers=headers)
+    assert ticket is None and row.status == "discarded" and row.reason == "list"
+
+
+def test_bounce_opens_nothing(app):
+    row, ticket = send(app, sender="MAILER-DAEMON@relay.example.com", subject="Undelivered")
+    assert ticket is None and row.reason == "bounce"
+
+
+def test_header_injection_is_quarantined_with_raw_kept(app):
+    row, ticket = send(app, subject="=?utf-8?Q?hi=0D=0ABcc:_x@evil.test?=")
+    assert ticket is None and row.status == "quarantined" and row.reason == "header-injection"
+    assert row.raw
+
+
+def test_mail_from_our_own_address_opens_nothing(app):
+    row, ticket = send(app, sender="support@exchange.example")
+    assert ticket is None and row.reason == "from-support-address"
+
+
+def test_closed_ticket_gets_a_new_ticket(app):
+    _, first = send(app)
+    with Session(app.engine) as session:
+        row = session.get(Ticket, first.id)
+        row.status = "closed"
+        session.add(row)
+        session.commit()
+    _, again = send(app, subject=f"Re: [#{first.number}]")
+    assert again.id != first.id
+
+
+def test_same_message_id_different_content_is_two_mails(app):
+    _, first = send(app, msgid="<reused@example.com>", body="first question")
+    row, second = send(app, msgid="<reused@example.com>", body="another question")
+    assert row.status == "processed" and second is not None and second.id != first.id
