@@ -44,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
                           help="embedded IMAP + SMTP on loopback, the dev corpus, tickets out")
     demo.add_argument("--corpus", type=Path, default=None, help="directory of .eml files")
     demo.add_argument("--workdir", type=Path, default=Path("var/demo"))
+    demo.add_argument("--verbose", action="store_true", help="show the daemon's log lines")
     demo.set_defaults(handler=commands.demo)
     return parser
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from typing import Any
 
@@ -161,6 +162,8 @@ def demo(args: argparse.Namespace) -> int:
     """``mailer demo``: see :mod:`mailer.demo`."""
     from mailer.demo import run_demo
 
+    if not args.verbose:
+        logging.getLogger().setLevel(logging.WARNING)
     return run_demo(args.corpus, args.workdir)
 
 

@@ -118,6 +118,7 @@ def _insert(engine: Engine, name: str, uidvalidity: int, chunk: Sequence[int],
                 big += 1
             elif row.dedupe_key in known:
                 row.status, row.duplicate_of, row.raw = "duplicate", known[row.dedupe_key], None
+                row.reason = f"duplicate of inbound {row.duplicate_of}"
                 row.dedupe_key = None
                 dups += 1
             else:
