@@ -68,7 +68,7 @@ def decode_bytes(data: bytes, label: str | None) -> tuple[str, Defects]:
     if text is None:
         text, used = _decode_fallback(data, skip=codec)
         if label or used not in ("utf-8", "ascii"):
-            defects.append(f"charset-fallback:{(label or 'none').lower()}->{used}")
+            defects.append(f"charset-fallback:{(label or 'none').lower()[:40]}->{used}")
             log.debug("charset fallback %s -> %s", label, used)
     return unicodedata.normalize("NFC", text.removeprefix("\ufeff")), tuple(defects)
 
@@ -76,14 +76,15 @@ def decode_bytes(data: bytes, label: str | None) -> tuple[str, Defects]:
 def _decode_labelled(
     data: bytes, codec: str | None, label: str | None, defects: list[str]
 ) -> str | None:
-    if codec is None or (not data.isascii() and label and label.lower() in _ASCII.split()):
+    name = (label or "").strip().strip("\"'").lower()[:40]
+    if codec is None or (not data.isascii() and name in _ASCII.split()):
         return None  # 8-bit data under an ASCII label: the label says nothing, guess
     if codec == "cp1252" and not data.isascii():
         # ascii/latin-1 labels on valid UTF-8 are mislabelled UTF-8: latin-1 text is
         # practically never valid UTF-8 by accident.
         utf8 = _strict(data, "utf-8", defects)
         if utf8 is not None:
-            defects.append(f"charset-mismatch:{(label or '').lower()}->utf-8")
+            defects.append(f"charset-mismatch:{name}->utf-8")
             return utf8
     text = _strict(data, codec, defects)
     if text is None and codec.startswith("iso2022_jp"):
@@ -101,7 +102,7 @@ def _strict(data: bytes, codec: str, defects: list[str]) -> str | None:
             return None
         try:
             text = data[: exc.start].decode(codec)
-        except UnicodeDecodeError:
+        except (ValueError, TypeError):
             return None
         defects.append("charset-truncated-tail")
         return text
@@ -222,11 +223,11 @@ def _decode_word(match: re.Match[str], defects: list[str]) -> tuple[str, bytes]:
         defects.append("encoded-word-unterminated")
     data = text.encode("utf-8", "surrogateescape")
     if kind in "Bb":
-        decoded, b64_defects = _b64decode(data)
-        defects.extend(b64_defects)
-        return charset.split("*", 1)[0], decoded  # RFC 2231 language suffix: utf-8*en
-    decoded = _QP_HEX.sub(lambda m: bytes.fromhex(m.group(1).decode()), data.replace(b"_", b" "))
-    return charset.split("*", 1)[0], decoded
+        data, more = _b64decode(data)
+        defects.extend(more)
+    else:
+        data = _QP_HEX.sub(lambda m: bytes.fromhex(m.group(1).decode()), data.replace(b"_", b" "))
+    return charset.split("*", 1)[0], data  # RFC 2231 language suffix: utf-8*en
 
 
 def _decode_run(run: list[tuple[str, bytes]], defects: list[str]) -> str:
@@ -280,19 +281,6 @@ def _b64decode(data: bytes) -> tuple[bytes, Defects]:
     return bytes(out), tuple(sorted(defects))
 
 
-def _uudecode(data: bytes) -> tuple[bytes, Defects]:
-    out = bytearray()
-    defects: set[str] = set()
-    for line in data.splitlines():
-        if not line.strip() or line.startswith(b"begin ") or line.strip() in (b"end", b"`"):
-            continue
-        try:
-            out += binascii.a2b_uu(line)
-        except binascii.Error:
-            defects.add("uuencode-garbage")
-    return bytes(out), tuple(defects)
-
-
 def part_payload(part: Message) -> tuple[bytes, Defects]:
     """Transfer-decoded bytes of a non-multipart part."""
     raw = _raw_payload(part)
@@ -303,8 +291,9 @@ def part_payload(part: Message) -> tuple[bytes, Defects]:
         return _b64decode(raw)
     if cte == "quoted-printable":
         return binascii.a2b_qp(raw), ()
-    if cte in ("x-uuencode", "uuencode", "x-uue"):
-        return _uudecode(raw)
+    if cte in ("x-uuencode", "uuencode", "x-uue", "uue"):
+        data = part.get_payload(decode=True)  # compat32 decodes uuencode leniently itself
+        return (data if isinstance(data, bytes) else raw), ()
     if cte in ("", "7bit", "8bit", "binary"):
         return raw, ()
     return raw, (f"unknown-transfer-encoding:{cte[:40]}",)

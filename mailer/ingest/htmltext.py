@@ -35,7 +35,17 @@ _BLOCK = _words(
 # A block boundary is a soft break (\x00, removed from the input): several in a row, or one
 # right after a <br>, still make a single line break, as a browser renders them.
 _SOFT = "\x00"
-_WRAP = {"li": ("\x00- ", "\x00"), "td": ("", " "), "th": ("", " "), "p": ("\n", "\n")}
+# Blockquote boundaries (also removed from the input); _tidy turns depth into "> " prefixes in
+# one linear pass, capped so hostile nesting cannot blow the text up.
+_OPEN, _CLOSE = "\x01", "\x02"
+_MAX_QUOTE_DEPTH = 10
+_WRAP = {
+    "li": ("\x00- ", "\x00"),
+    "td": ("", " "),
+    "th": ("", " "),
+    "p": ("\n", "\n"),
+    "blockquote": ("\x00\x01", "\x02\x00"),
+}
 _BLOCK_WRAP = (_SOFT, _SOFT)
 _HIDDEN_STYLE = re.compile(
     r"display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0(?![.\d]*[1-9])"
@@ -50,9 +60,11 @@ _BAD_SCHEMES = ("javascript:", "vbscript:", "livescript:", "data:")
 _BAD_STYLE = re.compile(r"expression\s*\(|javascript:|vbscript:|behavior\s*:|-moz-binding", re.I)
 _URL_NOISE = re.compile(r"[\x00-\x20\x7f]+")
 _SPACES = re.compile(r"[ \t\r\n\f\v\xa0\u200b]+")
-_TAGS = re.compile(r"<[^>]*>")
+_INLINE_SPACES = re.compile(r"[ \t\r\f\v\xa0\u200b]+")
+_TAGS = re.compile(r"<[^<>]*>")
 _MAX_BLANK = re.compile(r"\n{3,}")
-_SOFT_RUN = re.compile(r"\n?[ \t]*\x00[\x00 \t]*")
+_SOFT_RUN = re.compile(r"\n? ?\x00[\x00 ]*")  # runs of spaces are collapsed first
+_MARKS = str.maketrans("", "", "\x01\x02")
 
 
 def html_to_text(html: str) -> str:
@@ -80,7 +92,8 @@ def sanitize_html(html: str) -> str:
 
 
 def _clean_input(html: str) -> str:
-    return html.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
+    text = html.encode("utf-8", "replace").decode("utf-8")
+    return text.replace(_SOFT, "").replace(_OPEN, "").replace(_CLOSE, "")
 
 
 def _is_hidden(node: LexborNode) -> bool:
@@ -98,19 +111,17 @@ def _children(node: LexborNode) -> list[LexborNode]:
 def _render(root: LexborNode) -> str:
     """Walk the tree without recursion (hostile mail nests thousands of levels deep)."""
     out: list[str] = []
-    stack: list[LexborNode | str | int] = [root]
+    stack: list[LexborNode | str] = [root]
     while stack:
         item = stack.pop()
         if isinstance(item, str):
             out.append(item)
-        elif isinstance(item, int):  # end of a blockquote that started at out[item]
-            out[item:] = [_SOFT, _quote("".join(out[item:])), _SOFT]
         else:
             _visit(item, out, stack)
     return "".join(out)
 
 
-def _visit(node: LexborNode, out: list[str], stack: list[LexborNode | str | int]) -> None:
+def _visit(node: LexborNode, out: list[str], stack: list[LexborNode | str]) -> None:
     if node.is_text_node:
         out.append(_SPACES.sub(" ", node.text_content or ""))
         return
@@ -123,24 +134,29 @@ def _visit(node: LexborNode, out: list[str], stack: list[LexborNode | str | int]
     if tag == "pre":
         out.append(_SOFT + node.text(deep=True) + _SOFT)
         return
-    if tag == "blockquote":
-        stack.append(len(out))
-    else:
-        opening, closing = _WRAP.get(tag, _BLOCK_WRAP if tag in _BLOCK else ("", ""))
-        out.append(opening)
-        stack.append(closing)
+    opening, closing = _WRAP.get(tag, _BLOCK_WRAP if tag in _BLOCK else ("", ""))
+    out.append(opening)
+    stack.append(closing)
     stack.extend(reversed(_children(node)))
 
 
-def _quote(text: str) -> str:
-    lines = _tidy(text).split("\n")
-    return "\n".join(f"> {line}" if line else ">" for line in lines)
-
-
 def _tidy(text: str) -> str:
-    text = _SOFT_RUN.sub("\n", text)
-    lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
+    """Resolve soft breaks, trim lines, prefix quoted lines with "> " per blockquote level."""
+    text = _SOFT_RUN.sub("\n", _INLINE_SPACES.sub(" ", text))
+    lines: list[str] = []
+    depth = 0
+    for raw in text.split("\n"):
+        lead = raw[: len(raw) - len(raw.lstrip(" \x01\x02"))]
+        start = depth + lead.count(_OPEN) - lead.count(_CLOSE)
+        depth += raw.count(_OPEN) - raw.count(_CLOSE)
+        line = raw.translate(_MARKS).strip()
+        if line or raw == raw.translate(_MARKS):  # a line holding only markers is no line
+            lines.append((_prefix(start) + line).rstrip())
     return _MAX_BLANK.sub("\n\n", "\n".join(lines)).strip()
+
+
+def _prefix(depth: int) -> str:
+    return "> " * min(max(depth, 0), _MAX_QUOTE_DEPTH)
 
 
 def _sanitize(root: LexborNode) -> None:

@@ -27,6 +27,7 @@ MAX_DEPTH = 40
 MAX_PARTS = 2000
 MAX_HEADERS = 500
 MAX_HEADER_CHARS = 65_536
+MAX_HTML_CHARS = 2_000_000  # lexbor slows down sharply on huge, deeply nested documents
 
 
 @dataclass(slots=True)
@@ -53,7 +54,7 @@ def parse_mail(raw: bytes) -> ParsedMail:
     body = _Body()
     _walk(msg, 0, body)
     text = "\n\n".join(t for t in body.plain if t.strip())
-    html = "\n".join(body.html) or None
+    html = "\n".join(body.html)[:MAX_HTML_CHARS] or None
     if not text.strip() and html:
         text = htmltext.html_to_text(html)
     new_text, quoted = quotes.split_reply(text)
@@ -175,7 +176,7 @@ def _attached_message(part: Message, index: int) -> ParsedAttachment:
     if not isinstance(inner, Message):
         inner = None
     data = _message_bytes(inner) if inner is not None else b""
-    subject = decode.decode_header(str(inner.get("subject", ""))) if inner else ("", ())
+    subject = decode.decode_header(inner.get("subject", "")) if inner else ("", ())
     return ParsedAttachment(
         filename=safe_filename(_filename(part) or f"{subject[0] or 'message'}.eml",
                                "message/rfc822", index + 1),

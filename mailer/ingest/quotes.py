@@ -31,8 +31,9 @@ _TERMINATOR = _rx(
 # Gmail in ja/ru/ko/... ends the attribution with the address: "... Name <a@b.example>:".
 _ADDR_END = _rx(r"@[^<>\s]+>\)?\s*[:：]\s*$")
 # An attribution carries a date, a time or an address; "Here is what I wrote:" does not.
-_EVIDENCE = _rx(r"@|\d{1,2}:\d{2}|\d{4}|\d{1,2}[./-]\d{1,2}")
-_TIME_OR_YEAR = _rx(r"\d{1,2}:\d{2}|\d{4}")
+_YEAR = r"(?<!\d)(?:19|20)\d{2}(?!\d)"
+_EVIDENCE = _rx(rf"@|\d{{1,2}}:\d{{2}}|{_YEAR}|\d{{1,2}}[./-]\d{{1,2}}[./-]\d{{2,4}}")
+_TIME_OR_YEAR = _rx(rf"\d{{1,2}}:\d{{2}}|{_YEAR}")
 # An attribution that starts with one of these is complete on its own line.
 _INTRO = _rx(r"^(?:on|el|em|le|am|il|op|vào|在|於|于)\s")
 _SEPARATOR = _rx(
@@ -62,6 +63,7 @@ _SUBJECT = _rx(
     )
 )
 _BLOCK_LINES = 8
+_MAX_ATTRIBUTION = 400  # longer lines are not attributions; also bounds regex work
 
 
 def split_reply(text: str) -> tuple[str, str]:
@@ -128,6 +130,8 @@ def _separator_at(probe: list[str], i: int) -> bool:
 
 
 def _is_attribution(line: str) -> bool:
+    if len(line) > _MAX_ATTRIBUTION:
+        return False
     if _TERMINATOR.search(line):
         return True
     return bool(_ADDR_END.search(line))
@@ -155,7 +159,7 @@ def _quote_start(probe: list[str], i: int, floor: int) -> int:
     j = i - 1
     while j >= floor and j >= i - 2 and not probe[j]:
         j -= 1
-    if j < floor or not probe[j] or probe[j][-1] not in ":：":
+    if j < floor or not probe[j] or probe[j][-1] not in ":：" or len(probe[j]) > _MAX_ATTRIBUTION:
         return i
     if not (_TERMINATOR.search(probe[j]) or _EVIDENCE.search(probe[j])):
         return i

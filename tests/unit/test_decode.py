@@ -7,6 +7,7 @@ import email
 import json
 import os
 import re
+import time
 import unicodedata
 from email.message import Message
 from pathlib import Path
@@ -366,3 +367,12 @@ def test_corpus_decodes_without_mojibake(label):
     if script is not None:
         assert script.search(body), f"no {label['language']} script in the body"
         assert unicodedata.is_normalized("NFC", body)
+
+
+@pytest.mark.parametrize(
+    "value", ["=?" * 100_000, "=?utf-8?B?" + "A" * 200_000, "=?utf-8?Q?a?= " * 20_000]
+)
+def test_hostile_headers_are_linear(value):
+    started = time.perf_counter()
+    decode_header(value)
+    assert time.perf_counter() - started < 2.0

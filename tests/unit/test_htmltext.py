@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -156,3 +158,29 @@ def test_sanitize_drops_hidden_elements():
 def test_sanitize_keeps_safe_links_and_images():
     html = '<a href="https://exchange.example/help" title="t">help</a><img src="cid:part1" alt="a">'
     assert sanitize_html(html) == html
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<pre>" + " " * 200_000 + "</pre>",
+        "<" * 200_000,
+        "<p>x </p>" * 50_000,
+        "<blockquote>x" * 3_000,
+    ],
+)
+def test_hostile_html_is_linear(html):
+    started = time.perf_counter()
+    html_to_text(html)
+    sanitize_html(html)
+    assert time.perf_counter() - started < 3.0
+
+
+def test_quote_depth_is_capped():
+    text = html_to_text("<blockquote>x" * 50)
+    assert text.splitlines()[-1] == "> " * 10 + "x"
+
+
+def test_text_after_nested_quote_returns_to_outer_level():
+    html = "<p>Hi</p><blockquote>q1<br><br>q2<blockquote>qq</blockquote>back</blockquote>after"
+    assert html_to_text(html) == "Hi\n> q1\n>\n> q2\n> > qq\n> back\nafter"

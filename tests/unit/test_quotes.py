@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from mailer.ingest.quotes import split_reply
@@ -174,6 +176,8 @@ def test_empty_text():
         "Details:\nDate: 2024-05-21\nAmount: 5 BTC",
         "__________\nSignature line",
         "Price went up -> 72,350 and the order did not fire.",
+        "エラーコード 40014 のメッセージ:\n権限がありません",
+        "I sent 0.5 BTC and 20000 DOGE, as you wrote:\nplease check.",
     ],
 )
 def test_ordinary_text_is_not_a_marker(text):
@@ -193,3 +197,20 @@ def test_crlf_text_keeps_the_original_slices():
 def test_decomposed_vietnamese_attribution_is_found():
     marker = "Vào 19:25 Th 3, Exchange <support@exchange.example> đa\u0303 viê\u0301t:"
     assert split_reply(f"{NEW}\n\n{marker}\n{QUOTE}")[0] == NEW
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "@" * 200_000 + ":",
+        "wrote " * 40_000 + ":",
+        "a:\n" * 100_000,
+        "-" * 200_000,
+        "_" * 200_000 + "\nFrom: x\n",
+        "> x\n" * 100_000,
+    ],
+)
+def test_hostile_input_is_linear(text):
+    started = time.perf_counter()
+    split_reply(text)
+    assert time.perf_counter() - started < 2.0

@@ -1,0 +1,3 @@
+"""Inbound mail: IMAP source, parsing, threading."""
+
+from __future__ import annotations
