@@ -435,17 +435,17 @@ class _Process:
 
 def _processes() -> Iterator[_Process]:
     """Yield the live processes from /proc (Linux only)."""
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
+    with os.scandir("/proc") as entries:  # closed even when the caller stops early
+        names = [e.name for e in entries if e.name.isdigit()]
+    for name in names:
         try:
-            text = Path(entry.path, "stat").read_text()
+            text = Path("/proc", name, "stat").read_text()
         except OSError:
             continue  # it exited while we looked
         # "pid (comm) state ppid ..."; comm may hold spaces or parentheses.
         head, _, rest = text.rpartition(")")
         fields = rest.split()
-        yield _Process(int(entry.name), head.partition("(")[2], fields[0], int(fields[1]))
+        yield _Process(int(name), head.partition("(")[2], fields[0], int(fields[1]))
 
 
 def _greets(host: str, port: int) -> bool:
