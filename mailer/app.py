@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
@@ -20,13 +21,15 @@ from sqlmodel import Session
 
 from mailer import db
 from mailer.config import Config, MailboxConfig, secret
-from mailer.errors import ImapConnectError
+from mailer.errors import ConfigError, ImapConnectError
 from mailer.ids import IdSigner
 from mailer.ingest.imap import ImapSource, MailSource
 from mailer.ingest.poll import PollResult, poll_mailbox
-from mailer.ingest.process import process_pending
+from mailer.ingest.process import Runner, process_pending
 from mailer.models import Setting
 from mailer.pipeline import Stage, build_pipeline
+from mailer.rules.engine import RuleSet
+from mailer.rules.loader import load_rules
 
 log = logging.getLogger(__name__)
 SECRET_KEY = "message_id_secret"
@@ -42,15 +45,34 @@ class App:
     signer: IdSigner
     stages: tuple[Stage, ...]
     source_factory: SourceFactory
+    rules: RuleSet
     poll_errors: dict[str, str] = field(default_factory=dict)
     backoff: dict[str, tuple[int, float]] = field(default_factory=dict)
 
 
 def build_app(config: Config, source_factory: SourceFactory | None = None) -> App:
     """Build the App for ``config`` (the database must already be migrated)."""
+    rules = load_rules(Path(config.rules.path) if config.rules.path else None)
     engine = db.make_engine(config.database.url)
     signer = IdSigner(_id_secret(config, engine), config.support.message_id_domain)
-    return App(config, engine, signer, build_pipeline(), source_factory or imap_source)
+    return App(config, engine, signer, build_pipeline(), source_factory or imap_source, rules)
+
+
+def runner(app: App) -> Runner:
+    """The processing runner for ``app`` (its current rules)."""
+    return Runner(app.engine, app.config, app.signer, app.rules, app.stages)
+
+
+def reload_rules(app: App) -> bool:
+    """Reload the rule file; on any error keep the previous rules and say why."""
+    path = Path(app.config.rules.path) if app.config.rules.path else None
+    try:
+        app.rules = load_rules(path)
+    except ConfigError as exc:
+        log.error("rules not reloaded, keeping the previous ones: %s", exc)
+        return False
+    log.info("rules reloaded from %s (%d rules)", app.rules.source, len(app.rules.rules))
+    return True
 
 
 def imap_source(box: MailboxConfig) -> MailSource:
@@ -113,7 +135,7 @@ def _failed(app: App, name: str, error: str, now: float) -> None:
 
 def process_once(app: App, limit: int | None = None) -> Counter[str]:
     """Run the pipeline over every stored, unprocessed mail."""
-    return process_pending(app.engine, app.config, app.signer, app.stages, limit)
+    return process_pending(runner(app), limit)
 
 
 def ingest_once(app: App, now: float | None = None) -> tuple[list[PollResult], Counter[str]]:

@@ -40,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
                    ).set_defaults(handler=commands.db_upgrade)
     _tickets(sub, common)
     _quarantine(sub, common)
+    _rules(sub, common)
     demo = sub.add_parser("demo", parents=[common],
                           help="embedded IMAP + SMTP on loopback, the dev corpus, tickets out")
     demo.add_argument("--corpus", type=Path, default=None, help="directory of .eml files")
@@ -81,12 +82,28 @@ def _quarantine(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     retry.set_defaults(handler=commands.quarantine_retry)
 
 
+def _rules(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+           common: argparse.ArgumentParser) -> None:
+    rp = sub.add_parser("rules", parents=[common], help="classification rules").add_subparsers(
+        dest="rules_command", required=True)
+    check = rp.add_parser("check", parents=[common], help="validate a rule file")
+    check.add_argument("file", type=Path, nargs="?", default=None,
+                       help="rule file (default: the configured one)")
+    check.set_defaults(handler=commands.rules_check)
+    explain = rp.add_parser("explain", parents=[common],
+                            help="classify a .eml file and print why, writing nothing")
+    explain.add_argument("mail", type=Path)
+    explain.add_argument("--reply", action="store_true", help="evaluate as a reply")
+    explain.add_argument("--format", choices=["text", "json"], default="text")
+    explain.set_defaults(handler=commands.rules_explain)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mailer`` command."""
     args = _parser().parse_args(argv)
     try:
         config = load_config(args.config)
-        configure(config.logging, quiet=args.quiet)
+        configure(config.logging.level, quiet=args.quiet)
         args.loaded_config = config
         handler: Handler = args.handler
         return handler(args)

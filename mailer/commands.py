@@ -6,12 +6,13 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 from sqlmodel import Session, select
 
 from mailer import db
-from mailer.app import App, build_app, ingest_once
+from mailer.app import App, build_app, ingest_once, runner
 from mailer.config import Config
 from mailer.daemon import run_forever, run_once
 from mailer.export import iter_tickets, quarantine_rows, ticket_dict
@@ -152,7 +153,7 @@ def quarantine_retry(args: argparse.Namespace) -> int:
             print(f"mailer: {args.id} has no stored bytes ({row.reason}); {row.detail}",
                   file=sys.stderr)
             return 1
-    result = process_one(app.engine, app.config, app.signer, app.stages, args.id)
+    result = process_one(runner(app), args.id)
     print(f"{args.id}: {result.status} {result.reason or ''} "
           f"{result.ticket_number or ''}".rstrip())
     return 0 if result.status == "processed" else 1
@@ -174,3 +175,31 @@ def _clip(text: str, width: int) -> str:
 def _oneline(text: str) -> str:
     """Control characters from mail never reach the terminal."""
     return "".join(c if c.isprintable() else " " for c in text)
+
+
+def rules_check(args: argparse.Namespace) -> int:
+    """``mailer rules check [FILE]``: load and validate; errors name the rule and path."""
+    from mailer.rules.loader import load_rules
+
+    config: Config = args.loaded_config
+    path = args.file or (Path(config.rules.path) if config.rules.path else None)
+    ruleset = load_rules(path)
+    print(f"{ruleset.source}: OK, {len(ruleset.rules)} rules, {len(ruleset.index)} keywords")
+    return 0
+
+
+def rules_explain(args: argparse.Namespace) -> int:
+    """``mailer rules explain MAIL.eml``: the Decision, language, entities, redactions."""
+    from mailer.rules.explain import explain_file
+
+    config: Config = args.loaded_config
+    report = explain_file(args.mail, config, is_reply=args.reply)
+    if args.format == "json":
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        for key, value in report.items():
+            print(f"{key:>10}: {_oneline(str(value)) if not isinstance(value, dict) else ''}")
+            if isinstance(value, dict):
+                for k, v in value.items():
+                    print(f"{'':>12}{k}: {v}")
+    return 0

@@ -84,6 +84,13 @@ class SchedulerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RulesConfig:
+    """Where the classification rules are (default: the pack shipped in mailer/rules/)."""
+
+    path: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class LoggingConfig:
     """Log level and format."""
 
@@ -101,6 +108,7 @@ class Config:
     support: SupportConfig
     scheduler: SchedulerConfig
     logging: LoggingConfig
+    rules: RulesConfig = RulesConfig()
     source: str = "<defaults>"
 
 
@@ -137,6 +145,7 @@ def parse_config(data: Mapping[str, Any], source: str = "<string>") -> Config:
         support=_support(data),
         scheduler=_scheduler(data),
         logging=_logging(data),
+        rules=_section(data, "rules", RulesConfig, {"path": _is_nonempty}),
         source=source,
     )
 

@@ -18,7 +18,7 @@ from types import FrameType
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from mailer.app import App, ingest_once
+from mailer.app import App, ingest_once, reload_rules
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ def run_forever(app: App, stop: threading.Event | None = None) -> None:
         scheduler.add_job(func, "interval", seconds=interval, id=job_id, coalesce=True,
                           max_instances=1, next_run_time=datetime.now(UTC))
     previous = _install_handlers(stop)
+    install_reload(app)
     scheduler.start()
     log.info("daemon started with jobs %s", ", ".join(jobs(app)))
     try:
@@ -81,3 +82,10 @@ def _install_handlers(stop: threading.Event) -> dict[int, Handler]:
 def _restore_handlers(previous: dict[int, Handler]) -> None:
     for signum, handler in previous.items():
         signal.signal(signum, handler)
+
+
+def install_reload(app: App) -> None:
+    """SIGHUP reloads the rule file; a broken file keeps the previous rules."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    signal.signal(signal.SIGHUP, lambda _s, _f: reload_rules(app))

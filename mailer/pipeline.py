@@ -13,13 +13,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sqlmodel import Session
 
 from mailer.config import Config
 from mailer.ids import IdSigner
 from mailer.ingest.mail import ParsedMail
+
+if TYPE_CHECKING:
+    from mailer.rules.classify import Classification
+    from mailer.rules.engine import RuleSet
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +58,9 @@ class MessageContext:
     ticket_number: str | None = None
     outcome: str = "pending"
     notes: list[str] = field(default_factory=list)
+    secrets: tuple[str, ...] = ()
+    raw_replacement: bytes | None = None
+    classification: Classification | None = None
 
     @property
     def mail(self) -> ParsedMail:
@@ -70,6 +77,7 @@ class Services:
     config: Config
     signer: IdSigner
     session: Session
+    rules: RuleSet
 
 
 class Stage(Protocol):
@@ -82,7 +90,7 @@ class Stage(Protocol):
 
 
 StageFactory = Callable[[], Stage]
-DEFAULT_PIPELINE = ("parse", "screen", "machine", "thread", "store", "rules")
+DEFAULT_PIPELINE = ("parse", "screen", "machine", "redact", "thread", "classify", "store")
 
 
 def stage_registry() -> Mapping[str, StageFactory]:
@@ -94,9 +102,10 @@ def stage_registry() -> Mapping[str, StageFactory]:
         "parse": stages.ParseStage,
         "screen": stages.ScreenStage,
         "machine": stages.MachineStage,
+        "redact": rules_stage.RedactStage,
         "thread": stages.ThreadStage,
+        "classify": rules_stage.ClassifyStage,
         "store": stages.StoreStage,
-        "rules": rules_stage.RulesStage,
     }
 
 

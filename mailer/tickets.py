@@ -13,6 +13,8 @@ from sqlmodel import Session, col, select
 
 from mailer.ingest.mail import Address, ParsedMail
 from mailer.models import Message, Ticket, TicketEvent, utcnow
+from mailer.rules.classify import Classification
+from mailer.rules.engine import raise_urgency
 
 OPEN_STATES = ("new", "open", "pending")
 
@@ -52,13 +54,19 @@ def by_message_id(session: Session, message_id: str) -> TicketRef | None:
     return _ref(row) if row else None
 
 
-def open_ticket(session: Session, mail: ParsedMail, support: tuple[str, ...]) -> TicketRef:
-    """Open a ticket for ``mail`` (whose sender is the requester)."""
+def open_ticket(session: Session, mail: ParsedMail, support: tuple[str, ...],
+                found: Classification | None = None) -> TicketRef:
+    """Open a ticket for ``mail`` (whose sender is the requester), classified as ``found``."""
     sender = mail.from_ or Address("", "")
     now = utcnow()
     row = Ticket(requester=sender.address, requester_name=sender.name[:500],
                  subject=mail.subject, participants=_participants(mail, support),
                  created_at=now, updated_at=now, last_customer_at=now)
+    if found is not None:
+        row.language, row.category, row.urgency = found.language, found.decision.category, \
+            found.urgency
+        row.tags, row.entities = list(found.tags), found.entities
+        row.queue, row.sla_policy = found.decision.queue, found.decision.sla
     session.add(row)
     session.flush()
     assert row.id is not None
@@ -73,17 +81,34 @@ def _participants(mail: ParsedMail, support: tuple[str, ...]) -> list[str]:
 
 
 def note_customer_mail(session: Session, ticket_id: int, mail: ParsedMail,
-                       support: tuple[str, ...], reopen: bool) -> bool:
-    """Record a customer's mail on the ticket; reopen it if resolved. True if reopened."""
+                       support: tuple[str, ...], reopen: bool,
+                       found: Classification | None = None) -> bool:
+    """Record a customer's mail on the ticket; reopen it if resolved. True if reopened.
+
+    A reply's classification only adds: urgency rises, tags and entities accumulate, and
+    the category is set only if the ticket had none (or ``general``).
+    """
     row = session.get(Ticket, ticket_id)
     assert row is not None
     row.participants = list(dict.fromkeys([*row.participants, *_participants(mail, support)]))
     row.updated_at = row.last_customer_at = utcnow()
+    if found is not None:
+        _merge(row, found)
     reopened = reopen and row.status == "resolved"
     if reopened:
         row.status = "open"
     session.add(row)
     return reopened
+
+
+def _merge(row: Ticket, found: Classification) -> None:
+    row.urgency = raise_urgency(row.urgency, found.urgency)
+    if row.category in (None, "general"):
+        row.category = found.decision.category
+    row.language = row.language or found.language
+    row.tags = list(dict.fromkeys([*row.tags, *found.tags]))
+    row.entities = {k: list(dict.fromkeys([*row.entities.get(k, []), *v]))
+                    for k, v in {**row.entities, **found.entities}.items()}
 
 
 def add_message(session: Session, ticket_id: int, mail: ParsedMail, *, kind: str,

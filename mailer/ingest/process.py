@@ -20,6 +20,7 @@ from mailer.config import Config
 from mailer.ids import IdSigner
 from mailer.models import Inbound, utcnow
 from mailer.pipeline import Discard, Hold, MessageContext, Services, Stage, run_pipeline
+from mailer.rules.engine import RuleSet
 
 log = logging.getLogger(__name__)
 
@@ -42,28 +43,40 @@ def pending_ids(engine: Engine, limit: int | None = None) -> list[int]:
         return [i for i in session.exec(stmt.limit(limit)) if i is not None]
 
 
-def process_pending(engine: Engine, config: Config, signer: IdSigner,
-                    stages: tuple[Stage, ...], limit: int | None = None) -> Counter[str]:
+@dataclass(frozen=True, slots=True)
+class Runner:
+    """What processing needs besides the row: engine, config, signer, rules, stages."""
+
+    engine: Engine
+    config: Config
+    signer: IdSigner
+    rules: RuleSet
+    stages: tuple[Stage, ...]
+
+
+def process_pending(runner: Runner, limit: int | None = None) -> Counter[str]:
     """Process every pending row; returns a count per outcome."""
     counts: Counter[str] = Counter()
-    for inbound_id in pending_ids(engine, limit):
-        result = process_one(engine, config, signer, stages, inbound_id)
+    for inbound_id in pending_ids(runner.engine, limit):
+        result = process_one(runner, inbound_id)
         counts[result.outcome if result.status == "processed" else result.status] += 1
     return counts
 
 
-def process_one(engine: Engine, config: Config, signer: IdSigner,
-                stages: tuple[Stage, ...], inbound_id: int) -> Outcome:
+def process_one(runner: Runner, inbound_id: int) -> Outcome:
     """Run the pipeline for one row and commit its outcome."""
-    with Session(engine, expire_on_commit=False) as session:
+    with Session(runner.engine, expire_on_commit=False) as session:
         row = session.get(Inbound, inbound_id)
         if row is None or row.raw is None:
             raise LookupError(f"inbound {inbound_id} has no stored mail")
         ctx = MessageContext(inbound_id, row.raw, row.mailbox)
-        status, reason, detail = _run(ctx, Services(config, signer, session), stages)
+        services = Services(runner.config, runner.signer, session, runner.rules)
+        status, reason, detail = _run(ctx, services, runner.stages)
         row = session.get(Inbound, inbound_id)
         assert row is not None
         row.status, row.reason, row.detail = status, reason, detail
+        if ctx.raw_replacement is not None:
+            row.raw = ctx.raw_replacement
         row.ticket_id = ctx.ticket_id if status == "processed" else None
         row.attempts += 1
         row.processed_at = utcnow()

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 
+from sqlmodel import Session
+
 from mailer import tickets
 from mailer.errors import ParseError
 from mailer.ingest import machine
@@ -96,18 +98,36 @@ class StoreStage:
         """See `Stage`."""
         session, mail = services.session, ctx.mail
         support = services.config.support.addresses
+        found = ctx.classification
         if ctx.ticket_id is None:
-            ref = tickets.open_ticket(session, mail, support)
+            ref = tickets.open_ticket(session, mail, support, found)
             ctx.ticket_id, ctx.ticket_number, ctx.outcome = ref.id, ref.number, "opened"
             tickets.record_event(session, ref.id, "opened", message_id=mail.message_id,
                                  notes=ctx.notes)
         else:
+            human = ctx.kind == "customer"
             reopened = tickets.note_customer_mail(session, ctx.ticket_id, mail, support,
-                                                  reopen=ctx.kind == "customer")
+                                                  reopen=human, found=found if human else None)
             ctx.outcome = "reopened" if reopened else "appended"
             tickets.record_event(session, ctx.ticket_id, ctx.outcome,
                                  message_id=mail.message_id, message_kind=ctx.kind)
+        if found is not None:
+            _record_classification(session, ctx.ticket_id, mail.message_id, ctx)
         row_id = tickets.add_message(session, ctx.ticket_id, mail, kind=ctx.kind,
                                      inbound_id=ctx.inbound_id)
         store = AttachmentStore(services.config.storage.attachments_dir)
         store.save_all(session, row_id, mail.attachments)
+
+
+def _record_classification(session: Session, ticket_id: int, message_id: str,
+                           ctx: MessageContext) -> None:
+    """Keep why the ticket got its category: the rules that hit and missed."""
+    found = ctx.classification
+    assert found is not None
+    d = found.decision
+    tickets.record_event(session, ticket_id, "classified", message_id=message_id,
+                         category=d.category, urgency=found.urgency, language=found.language,
+                         hits=list(d.hits), misses=list(d.misses))
+    if ctx.secrets:
+        tickets.record_event(session, ticket_id, "secret_redacted", kinds=list(ctx.secrets),
+                             message_id=message_id)
