@@ -72,7 +72,7 @@ def run_bare(host: str, port: int, password: str) -> dict[str, Any]:
     rss_before = peak_rss_mb()
     parsed = failed = size = 0
     parse_seconds = 0.0
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     client = IMAPClient(host, port=port, ssl=False, timeout=IMAP_TIMEOUT)
     try:
         client.login(USER, password)
@@ -94,9 +94,10 @@ def run_bare(host: str, port: int, password: str) -> dict[str, Any]:
             parse_seconds += time.perf_counter() - began
     finally:
         client.logout()
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     return {"phase": "bare", "mails": len(uids), "parsed": parsed, "parse_failed": failed,
-            "bytes": size, "seconds": seconds, "parse_seconds": parse_seconds,
+            "bytes": size, "seconds": seconds, "cpu_seconds": cpu,
+            "parse_seconds": parse_seconds,
             "imap_seconds": seconds - parse_seconds, "rss_before_mb": rss_before,
             "peak_rss_mb": peak_rss_mb()}
 
@@ -124,12 +125,13 @@ def run_e2e(host: str, port: int, url: str, workdir: Path, mails: int,
     _time_calls(app_module, timings)
     stage_seconds: Counter[str] = Counter()
     app.stages = tuple(_TimedStage(stage, stage_seconds) for stage in app.stages)
+    statements = _count_statements(app.engine)
     rss_before = peak_rss_mb()
     counts: Counter[str] = Counter()
     polled: Counter[str] = Counter()
     ticks = 0
     profiler = cProfile.Profile() if profile else None
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     if profiler:
         profiler.enable()
     while True:
@@ -148,15 +150,16 @@ def run_e2e(host: str, port: int, url: str, workdir: Path, mails: int,
             raise RuntimeError("ingest_once does not converge")
     if profiler:
         profiler.disable()
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     if profiler and profile:
         profiler.dump_stats(str(profile))
     peak = peak_rss_mb()
     database = _database_counts(app.engine)
     app.engine.dispose()
-    return {"phase": "e2e", "mails": polled["fetched"], "seconds": seconds, "ticks": ticks,
+    return {"phase": "e2e", "mails": polled["fetched"], "seconds": seconds,
+            "cpu_seconds": cpu, "ticks": ticks,
             "poll_seconds": timings["poll"], "process_seconds": timings["process"],
-            "stage_seconds": dict(stage_seconds),
+            "stage_seconds": dict(stage_seconds), "statements": dict(statements),
             "outcomes": dict(counts), "poll": dict(polled), "database": database,
             "rss_before_mb": rss_before, "peak_rss_mb": peak}
 
@@ -191,6 +194,31 @@ def _time_calls(app_module: Any, timings: dict[str, float]) -> None:
                 timings[_key] += time.perf_counter() - began
 
         setattr(app_module, name, timed)
+
+
+def _count_statements(engine: Any) -> Counter[str]:
+    """Count the SQL statements the engine sends, by verb and table (``INSERT ticket``)."""
+    from sqlalchemy import event
+
+    counts: Counter[str] = Counter()
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        words = statement.split()
+        verb = words[0].upper() if words else "?"
+        table = "?"
+        for marker in ("INTO", "FROM", "UPDATE"):
+            upper = [w.upper() for w in words]
+            if marker in upper and upper.index(marker) + 1 < len(words):
+                table = words[upper.index(marker) + 1].strip('"(')
+                break
+        counts[f"{verb} {table}"] += 1
+
+    def committed(_conn: Any) -> None:
+        counts["COMMIT"] += 1
+
+    event.listen(engine, "before_cursor_execute", seen)
+    event.listen(engine, "commit", committed)
+    return counts
 
 
 def _database_counts(engine: Any) -> dict[str, Any]:
@@ -258,6 +286,7 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
 
     if not dovecot_available():
         raise SystemExit("Dovecot is not usable here (needs /usr/sbin/dovecot and root)")
+    load_at_start = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="mbench-"))
     server = Dovecot(tmp / "dovecot")
     try:
@@ -288,7 +317,8 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"processor": cpu_model(),
                     "cpu_count": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version()},
+                    "python": platform.python_version(),
+                    "loadavg_at_start": load_at_start},
         "mails": args.mails, "seed": args.seed, "db": args.db,
         "generated": {"seconds": generate_seconds, "bytes": sum(map(len, raws)),
                       "kinds": dict(kinds)},
@@ -329,13 +359,14 @@ def report(data: dict[str, Any]) -> None:
     bare, e2e = data["bare"], data["e2e"]
     machine = data["machine"]
     print(f"\ningest benchmark  db={data['db']}  mails={data['mails']}  "
-          f"{machine['processor']} x{machine['cpu_count']}  python {machine['python']}")
+          f"{machine['processor']} x{machine['cpu_count']}  python {machine['python']}  "
+          f"load {machine['loadavg_at_start']:.2f}")
     print(f"{'phase':<6} {'mails':>6} {'seconds':>8} {'mails/s':>8} {'peak RSS MB':>12} "
-          f"{'start RSS MB':>12}")
+          f"{'start RSS MB':>12} {'CPU s':>7}")
     for row in (bare, e2e):
         print(f"{row['phase']:<6} {row['mails']:>6} {row['seconds']:>8.2f} "
               f"{row['mails'] / row['seconds']:>8.0f} {row['peak_rss_mb']:>12.1f} "
-              f"{row['rss_before_mb']:>12.1f}")
+              f"{row['rss_before_mb']:>12.1f} {row['cpu_seconds']:>7.2f}")
     print(f"e2e/bare throughput: {data['e2e_vs_bare_pct']:.1f}%")
     print(f"  bare: imap {bare['imap_seconds']:.2f}s + parse {bare['parse_seconds']:.2f}s")
     print(f"  e2e:  poll {e2e['poll_seconds']:.2f}s + process {e2e['process_seconds']:.2f}s "
@@ -344,6 +375,10 @@ def report(data: dict[str, Any]) -> None:
     rest = e2e["process_seconds"] - sum(stages.values())
     print("  process by stage: " + ", ".join(f"{k} {v:.2f}s" for k, v in stages.items())
           + f", row load/commit/other {rest:.2f}s")
+    sql = e2e["statements"]
+    print(f"  SQL per mail: {sum(v for k, v in sql.items()) / e2e['mails']:.1f} ("
+          + ", ".join(f"{k} {v / e2e['mails']:.2f}" for k, v in
+                      sorted(sql.items(), key=lambda kv: -kv[1])[:8]) + ")")
     result = data["check"]
     parts = " + ".join(f"{k} {v}" for k, v in result["breakdown"].items())
     print(f"check: {parts} = {result['total']} "

@@ -12,7 +12,7 @@ can see why a ticket got its category.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mailer.rules.facts import MailFacts
 from mailer.rules.keywords import KeywordIndex
@@ -48,12 +48,43 @@ class Rule:
 
 @dataclass(frozen=True, slots=True)
 class RuleSet:
-    """A loaded rule file: its rules, the shared keyword index and the defaults."""
+    """A loaded rule file: its rules, the shared keyword index and the defaults.
+
+    ``by_keyword`` maps a keyword id to the positions of the rules it can trigger and
+    ``unguarded`` lists the rules that can match without any keyword; together they let
+    :func:`evaluate` test only the rules that can possibly match.
+    """
 
     rules: tuple[Rule, ...]
     index: KeywordIndex
     defaults: Action
     source: str = "<rules>"
+    names: tuple[str, ...] = ()
+    by_keyword: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    by_domain: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    unguarded: frozenset[int] = frozenset()
+    fields: tuple[str, ...] = ()
+
+    @classmethod
+    def build(cls, rules: tuple[Rule, ...], index: KeywordIndex, defaults: Action,
+              source: str, fields: tuple[str, ...]) -> RuleSet:
+        """Index the rules by their keyword guards."""
+        by_keyword: dict[int, list[int]] = {}
+        by_domain: dict[str, list[int]] = {}
+        unguarded = []
+        for pos, rule in enumerate(rules):
+            guard, domains = rule.when.guard, rule.when.domains
+            if guard is not None:
+                for kid in guard:
+                    by_keyword.setdefault(kid, []).append(pos)
+            elif domains is not None:
+                for domain in domains:
+                    by_domain.setdefault(domain, []).append(pos)
+            else:
+                unguarded.append(pos)
+        return cls(rules, index, defaults, source, tuple(r.name for r in rules),
+                   {k: tuple(v) for k, v in by_keyword.items()},
+                   {k: tuple(v) for k, v in by_domain.items()}, frozenset(unguarded), fields)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +97,14 @@ class Decision:
     queue: str | None
     sla: str | None
     hits: tuple[str, ...]
-    misses: tuple[str, ...]
     captures: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    evaluated: tuple[str, ...] = ()
+
+    @property
+    def misses(self) -> tuple[str, ...]:
+        """The rules that did not match (up to a ``stop``; rules after it were not run)."""
+        hit = set(self.hits)
+        return tuple(n for n in self.evaluated if n not in hit)
 
 
 def rank(urgency: str | None) -> int:
@@ -88,37 +125,59 @@ class _State:
     urgency: str | None = None
     queue: str | None = None
     sla: str | None = None
-    tags: tuple[str, ...] = ()
+    tags: dict[str, None] = field(default_factory=dict)
 
     def apply(self, action: Action) -> None:
-        self.category = _first(self.category, action.category, action.force)
-        self.queue = _first(self.queue, action.queue, action.force)
-        self.sla = _first(self.sla, action.sla, action.force)
-        self.urgency = raise_urgency(self.urgency, action.urgency, action.force)
-        self.tags = tuple(dict.fromkeys([*self.tags, *action.tags]))
+        if action.category is not None:
+            self.category = _first(self.category, action.category, action.force)
+        if action.queue is not None:
+            self.queue = _first(self.queue, action.queue, action.force)
+        if action.sla is not None:
+            self.sla = _first(self.sla, action.sla, action.force)
+        if action.urgency is not None:
+            self.urgency = raise_urgency(self.urgency, action.urgency, action.force)
+        for tag in action.tags:
+            self.tags[tag] = None
 
 
 def _first(current: str | None, new: str | None, force: bool) -> str | None:
     return new if new is not None and (current is None or force) else current
 
 
+def _candidates(ruleset: RuleSet, scan: Scan) -> list[int]:
+    """Positions of the rules that can match, in order: unguarded ones and those whose
+    keyword guard met a keyword found in any field that rules look at."""
+    found: set[int] = set()
+    for name in ruleset.fields:
+        found.update(scan.keyword_hits(name))
+    positions = set(ruleset.unguarded)
+    for kid in found:
+        positions.update(ruleset.by_keyword.get(kid, ()))
+    labels = scan.facts.sender_domain.split(".")
+    for i in range(len(labels)):  # the domain and each parent: a.b.example, b.example, ...
+        positions.update(ruleset.by_domain.get(".".join(labels[i:]), ()))
+    return sorted(positions)
+
+
 def evaluate(ruleset: RuleSet, facts: MailFacts) -> Decision:
-    """Run every rule over ``facts``; see the module docstring."""
+    """Run the rules over ``facts``; see the module docstring."""
     scan = Scan(facts, ruleset.index)
-    state, hits, misses = _State(), [], []
-    for rule in ruleset.rules:
+    state, hits, last = _State(), [], len(ruleset.rules)
+    for pos in _candidates(ruleset, scan):
+        rule = ruleset.rules[pos]
         if not rule.when.test(scan):
-            misses.append(rule.name)
             continue
         hits.append(rule.name)
         state.apply(rule.action)
         if rule.stop:
+            last = pos + 1
             break
     d = ruleset.defaults
     return Decision(
         category=state.category or d.category or "general",
         urgency=state.urgency or d.urgency or "normal",
-        tags=state.tags, queue=state.queue or d.queue, sla=state.sla or d.sla,
-        hits=tuple(hits), misses=tuple(misses),
+        tags=tuple(state.tags), queue=state.queue or d.queue, sla=state.sla or d.sla,
+        hits=tuple(hits),
         captures=tuple((k, tuple(dict.fromkeys(v))) for k, v in scan.captures.items()),
+        evaluated=ruleset.names[:last],
     )

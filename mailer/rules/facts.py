@@ -43,7 +43,8 @@ class MailFacts:
         """The text of field ``name`` (subject, body, new_text)."""
         if normalized:
             return dict(self.normalized).get(name, "")
-        return str(getattr(self, name))
+        return self.subject if name == "subject" else self.new_text if name == "new_text" \
+            else self.body
 
     @property
     def sender_domain(self) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 from mailer.errors import ConfigError
 from mailer.rules.engine import CATEGORIES, URGENCIES, Action, Rule, RuleSet
 from mailer.rules.keywords import KeywordIndex
-from mailer.rules.predicates import build
+from mailer.rules.predicates import DEFAULT_FIELDS, build
 
 DEFAULT_RULES = Path(__file__).with_name("default.toml")
 RULE_KEYS = ("name", "when", "set", "stop")
@@ -53,7 +53,9 @@ def parse_rules(data: Mapping[str, Any], source: str = "<rules>") -> RuleSet:
     if dup:
         raise ConfigError("rules", f"rule name {dup!r} is used twice")
     defaults = _action(data.get("defaults", {}), "defaults", categories)
-    return RuleSet(rules, index, defaults, source)
+    fields = tuple(sorted({f for r in raw_rules if isinstance(r, Mapping)
+                           for f in _keyword_fields(r.get("when"))}))
+    return RuleSet.build(rules, index, defaults, source, fields)
 
 
 def _lists(raw: Any) -> dict[str, list[str]]:
@@ -91,6 +93,20 @@ def _words(value: Any, lists: Mapping[str, list[str]], path: str) -> Any:
         else:
             out.append(item)
     return out
+
+
+def _keyword_fields(spec: Any) -> set[str]:
+    """The text fields that keyword predicates in ``spec`` look at."""
+    if isinstance(spec, list):
+        return set().union(*(_keyword_fields(s) for s in spec)) if spec else set()
+    if not isinstance(spec, Mapping):
+        return set()
+    trees = (v for k, v in spec.items() if k in ("all", "any", "not"))
+    found: set[str] = set().union(*(_keyword_fields(v) for v in trees))
+    if "keywords" in spec:
+        fields = spec.get("in", list(DEFAULT_FIELDS))
+        found |= {fields} if isinstance(fields, str) else set(fields)
+    return found
 
 
 def _categories(extra: Any) -> tuple[str, ...]:

@@ -36,9 +36,10 @@ class Scan:
 
     def keyword_hits(self, name: str) -> frozenset[int]:
         """Keyword ids found in field ``name`` (scanned once, on first use)."""
-        if name not in self._hits:
-            self._hits[name] = self.index.scan(self.facts.text(name, normalized=True))
-        return self._hits[name]
+        hits = self._hits.get(name)
+        if hits is None:
+            hits = self._hits[name] = self.index.scan(self.facts.text(name, normalized=True))
+        return hits
 
 
 Test = Callable[[Scan], bool]
@@ -46,10 +47,17 @@ Test = Callable[[Scan], bool]
 
 @dataclass(frozen=True, slots=True)
 class Predicate:
-    """A built predicate: its test and a short description for explanations."""
+    """A built predicate: its test, a short description, and its keyword guard.
+
+    ``guard`` is a set of keyword ids of which at least one must occur in the mail for the
+    predicate to be true (None: it can be true without any keyword). The engine uses it to
+    skip rules whose keywords are absent, so 2,000 rules cost little more than 20.
+    """
 
     label: str
     test: Test
+    guard: frozenset[int] | None = None
+    domains: frozenset[str] | None = None
 
 
 Builder = Callable[[Any, Mapping[str, Any], str, KeywordIndex], Predicate]
@@ -97,10 +105,38 @@ def _tree(kind: str) -> Builder:
         if not isinstance(value, list) or not value:
             raise ConfigError(where, "expected a non-empty list of predicates")
         parts = tuple(build(v, f"{where}[{i}]", index) for i, v in enumerate(value))
-        combine = all if kind == "all" else any
-        return Predicate(f"{kind}({', '.join(p.label for p in parts)})",
-                         lambda s: combine(p.test(s) for p in parts))
+        tests = tuple(p.test for p in parts)
+        if kind == "all":
+            def test(s: Scan) -> bool:
+                return all(t(s) for t in tests)
+        else:
+            def test(s: Scan) -> bool:
+                return any(t(s) for t in tests)
+        return Predicate(f"{kind}({', '.join(p.label for p in parts)})", test,
+                         _guard(kind, parts), _domains(kind, parts))
     return builder
+
+
+def _domains(kind: str, parts: tuple[Predicate, ...]) -> frozenset[str] | None:
+    """Like :func:`_guard`, for sender-domain guards."""
+    found = [p.domains for p in parts]
+    if kind == "all":
+        present = [d for d in found if d is not None]
+        return min(present, key=len) if present else None
+    if any(d is None for d in found):
+        return None
+    return frozenset().union(*(d for d in found if d is not None))
+
+
+def _guard(kind: str, parts: tuple[Predicate, ...]) -> frozenset[int] | None:
+    """``all``: any one child's guard is necessary; ``any``: the union, if every child has one."""
+    guards = [p.guard for p in parts]
+    if kind == "all":
+        present = [g for g in guards if g is not None]
+        return min(present, key=len) if present else None
+    if any(g is None for g in guards):
+        return None
+    return frozenset().union(*(g for g in guards if g is not None))
 
 
 def _keywords(value: Any, spec: Mapping[str, Any], path: str, index: KeywordIndex) -> Predicate:
@@ -110,8 +146,12 @@ def _keywords(value: Any, spec: Mapping[str, Any], path: str, index: KeywordInde
     except ValueError as exc:
         raise ConfigError(f"{path}.keywords", str(exc)) from exc
     fields = _fields(spec, path)
-    return Predicate(f"keywords[{words[0]}…]" if len(words) > 1 else f"keywords[{words[0]}]",
-                     lambda s: any(not ids.isdisjoint(s.keyword_hits(f)) for f in fields))
+    label = f"keywords[{words[0]}…]" if len(words) > 1 else f"keywords[{words[0]}]"
+    if len(fields) == 1:
+        only = fields[0]
+        return Predicate(label, lambda s: not ids.isdisjoint(s.keyword_hits(only)), ids)
+    return Predicate(label, lambda s: any(not ids.isdisjoint(s.keyword_hits(f)) for f in fields),
+                     ids)
 
 
 def _regex(value: Any, spec: Mapping[str, Any], path: str, _index: KeywordIndex) -> Predicate:
@@ -126,6 +166,9 @@ def _regex(value: Any, spec: Mapping[str, Any], path: str, _index: KeywordIndex)
             raise ConfigError(f"{path}.regex", f"capture {group!r} must be an entity field "
                               f"({', '.join(ENTITY_FIELDS)}) or start with x_")
     fields = _fields(spec, path)
+    if not pattern.groupindex:  # nothing to capture: stop at the first match
+        return Predicate(f"regex[{value[:30]}]", lambda s: any(
+            pattern.search(s.facts.text(f)) is not None for f in fields))
 
     def test(scan: Scan) -> bool:
         hit = False
@@ -151,7 +194,7 @@ def _domain(value: Any, _spec: Mapping[str, Any], path: str, _i: KeywordIndex) -
     def test(scan: Scan) -> bool:
         own = scan.facts.sender_domain
         return any(own == d or own.endswith("." + d) for d in domains)
-    return Predicate(f"sender-domain[{domains[0]}]", test)
+    return Predicate(f"sender-domain[{domains[0]}]", test, domains=frozenset(domains))
 
 
 def _header(value: Any, spec: Mapping[str, Any], path: str, _i: KeywordIndex) -> Predicate:
