@@ -18,6 +18,7 @@ from mailer.daemon import run_forever, run_once
 from mailer.export import iter_tickets, quarantine_rows, ticket_dict
 from mailer.ingest.process import process_one
 from mailer.models import Inbound, Ticket
+from mailer.tickets import parse_number
 
 
 def _app(args: argparse.Namespace) -> App:
@@ -77,7 +78,8 @@ def tickets_show(args: argparse.Namespace) -> int:
     """``mailer tickets show NUMBER``."""
     app = _app(args)
     with Session(app.engine) as session:
-        ticket = session.exec(select(Ticket).where(Ticket.number == args.number.upper())).first()
+        ticket_id = parse_number(args.number)
+        ticket = session.get(Ticket, ticket_id) if ticket_id is not None else None
         if ticket is None:
             print(f"mailer: no ticket {args.number}", file=sys.stderr)
             return 1

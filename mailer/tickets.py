@@ -5,6 +5,7 @@ Callers get :class:`TicketRef` records back, never the rows themselves.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,6 +18,7 @@ from mailer.rules.classify import Classification
 from mailer.rules.engine import raise_urgency
 
 OPEN_STATES = ("new", "open", "pending")
+NUMBER = re.compile(r"[Tt]-(\d{1,12})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,19 +32,21 @@ class TicketRef:
     participants: tuple[str, ...]
 
 
-def format_number(ticket_id: int) -> str:
-    """The public ticket number for a database id: ``T-000123``."""
-    return f"T-{ticket_id:06d}"
+def parse_number(number: str) -> int | None:
+    """The database id of ticket ``T-000123`` (None if it is not a ticket number)."""
+    match = NUMBER.fullmatch(number.strip())
+    return int(match.group(1)) if match else None
 
 
 def _ref(row: Ticket) -> TicketRef:
-    assert row.id is not None and row.number is not None
+    assert row.id is not None
     return TicketRef(row.id, row.number, row.status, row.requester, tuple(row.participants))
 
 
 def by_number(session: Session, number: str) -> TicketRef | None:
     """The ticket with this number, or None."""
-    row = session.exec(select(Ticket).where(Ticket.number == number.upper())).first()
+    ticket_id = parse_number(number)
+    row = session.get(Ticket, ticket_id) if ticket_id is not None else None
     return _ref(row) if row else None
 
 
@@ -68,9 +72,6 @@ def open_ticket(session: Session, mail: ParsedMail, support: tuple[str, ...],
         row.tags, row.entities = list(found.tags), found.entities
         row.queue, row.sla_policy = found.decision.queue, found.decision.sla
     session.add(row)
-    session.flush()
-    assert row.id is not None
-    row.number = format_number(row.id)
     session.flush()
     return _ref(row)
 

@@ -37,7 +37,6 @@ def upgrade() -> None:
     op.create_table(
         "ticket",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("number", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
         sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
         sa.Column("requester", sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
         sa.Column("requester_name", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
@@ -54,7 +53,6 @@ def upgrade() -> None:
         sa.Column("updated_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.Column("last_customer_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("number"),
     )
     with op.batch_alter_table("ticket", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_ticket_requester"), ["requester"], unique=False)
