@@ -113,8 +113,9 @@ def _merge(row: Ticket, found: Classification) -> None:
 
 
 def add_message(session: Session, ticket_id: int, mail: ParsedMail, *, kind: str,
-                direction: str = "in", inbound_id: int | None = None) -> int:
-    """Store one message on a ticket; returns the message row id."""
+                direction: str = "in", inbound_id: int | None = None,
+                need_id: bool = True) -> int | None:
+    """Store one message on a ticket; returns the row id (flushing for it) if ``need_id``."""
     row = Message(
         ticket_id=ticket_id, inbound_id=inbound_id, message_id=mail.message_id,
         direction=direction, kind=kind,
@@ -127,8 +128,9 @@ def add_message(session: Session, ticket_id: int, mail: ParsedMail, *, kind: str
         references=list(mail.references[-50:]), defects=list(mail.defects),
     )
     session.add(row)
+    if not need_id:
+        return None
     session.flush()
-    assert row.id is not None
     return row.id
 
 

@@ -112,24 +112,34 @@ def _insert(engine: Engine, name: str, uidvalidity: int, chunk: Sequence[int],
     rows = [_row(name, uidvalidity, m) for m in mails]
     with Session(engine) as session:
         known = _existing(session, [r.dedupe_key for r in rows if r.dedupe_key])
-        stored = dups = big = 0
+        first: dict[str, Inbound] = {}
+        twins: list[tuple[Inbound, Inbound]] = []
         for row in rows:
-            if row.raw is None:
-                big += 1
-            elif row.dedupe_key in known:
-                row.status, row.duplicate_of, row.raw = "duplicate", known[row.dedupe_key], None
-                row.reason = f"duplicate of inbound {row.duplicate_of}"
-                row.dedupe_key = None
-                dups += 1
+            key = row.dedupe_key
+            if key is None:
+                continue
+            if key in known:
+                _mark_duplicate(row, known[key])
+            elif key in first:
+                _mark_duplicate(row, None)
+                twins.append((row, first[key]))
             else:
-                stored += 1
-            session.add(row)
+                first[key] = row
+        session.add_all(rows)
+        if twins:  # the same mail twice in one chunk: point at the first once it has an id
             session.flush()
-            if row.dedupe_key:
-                known[row.dedupe_key] = row.id
+            for row, original in twins:
+                _mark_duplicate(row, original.id)
+        dups = sum(1 for r in rows if r.status == "duplicate")
+        big = sum(1 for r in rows if r.reason == "too-large")
         _advance(session, name, max(chunk))
         session.commit()
-    return PollResult(name, len(mails), stored, dups, big)
+    return PollResult(name, len(mails), len(rows) - dups - big, dups, big)
+
+
+def _mark_duplicate(row: Inbound, original: int | None) -> None:
+    row.status, row.raw, row.dedupe_key, row.duplicate_of = "duplicate", None, None, original
+    row.reason = f"duplicate of inbound {original}" if original else "duplicate"
 
 
 def _row(name: str, uidvalidity: int, mail: FetchedMail) -> Inbound:

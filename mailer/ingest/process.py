@@ -1,9 +1,11 @@
 """Process stage runner: every ``received`` inbound row goes through the pipeline.
 
-One transaction per message (Mailman's loop): the pipeline's writes and the row's new
-status commit together, so a crash leaves the row ``received`` and it is simply processed
-again. A stop signal or an exception rolls the pipeline's writes back and records only the
-outcome on the row; the loop then goes on with the next message.
+Mailman's one-message-at-a-time loop, with the database as the queue: each message runs
+inside its own SAVEPOINT, so its writes and its row's new status are kept or dropped
+together; a stop signal or an exception rolls back that message alone, records the outcome
+on the row, and the loop goes on. Messages are committed in batches of :data:`BATCH` (a
+commit per message cost more than the pipeline itself); a crash before the commit leaves
+the batch's rows ``received`` and they are simply processed again.
 """
 
 from __future__ import annotations
@@ -54,53 +56,80 @@ class Runner:
     stages: tuple[Stage, ...]
 
 
+BATCH = 50
+
+
 def process_pending(runner: Runner, limit: int | None = None) -> Counter[str]:
     """Process every pending row; returns a count per outcome."""
     counts: Counter[str] = Counter()
-    for inbound_id in pending_ids(runner.engine, limit):
-        result = process_one(runner, inbound_id)
-        counts[result.outcome if result.status == "processed" else result.status] += 1
+    ids = pending_ids(runner.engine, limit)
+    for start in range(0, len(ids), BATCH):
+        for result in process_batch(runner, ids[start:start + BATCH]):
+            counts[result.outcome if result.status == "processed" else result.status] += 1
     return counts
 
 
 def process_one(runner: Runner, inbound_id: int) -> Outcome:
-    """Run the pipeline for one row and commit its outcome."""
+    """Run the pipeline for one row (e.g. a quarantine retry) and commit its outcome."""
+    results = process_batch(runner, [inbound_id])
+    if not results:
+        raise LookupError(f"inbound {inbound_id} has no stored mail")
+    return results[0]
+
+
+def process_batch(runner: Runner, ids: list[int]) -> list[Outcome]:
+    """Process rows in one transaction, each message inside its own SAVEPOINT.
+
+    A message's writes and its row's new status are released together; a stop signal or an
+    error rolls back that message alone. The batch commits at the end: a crash before it
+    leaves every row of the batch ``received``, to be processed again from scratch.
+    """
+    done: list[tuple[MessageContext, Outcome]] = []
     with Session(runner.engine, expire_on_commit=False) as session:
-        row = session.get(Inbound, inbound_id)
-        if row is None or row.raw is None:
-            raise LookupError(f"inbound {inbound_id} has no stored mail")
-        ctx = MessageContext(inbound_id, row.raw, row.mailbox)
-        services = Services(runner.config, runner.signer, session, runner.rules)
-        status, reason, detail = _run(ctx, services, runner.stages)
-        row = session.get(Inbound, inbound_id)
-        assert row is not None
-        row.status, row.reason, row.detail = status, reason, detail
-        if ctx.raw_replacement is not None:
-            row.raw = ctx.raw_replacement
-        row.ticket_id = ctx.ticket_id if status == "processed" else None
-        row.attempts += 1
-        row.processed_at = utcnow()
-        session.add(row)
+        rows = session.exec(select(Inbound).where(col(Inbound.id).in_(ids))).all()
+        by_id = {r.id: r for r in rows}
+        for inbound_id in ids:
+            row = by_id.get(inbound_id)
+            if row is not None and row.raw is not None:
+                done.append(_process_row(runner, session, row))
         session.commit()
-    outcome = Outcome(inbound_id, status, reason, ctx.ticket_number, ctx.outcome)
-    _log(ctx, outcome)
-    return outcome
+    for ctx, outcome in done:
+        _log(ctx, outcome)
+    return [outcome for _ctx, outcome in done]
+
+
+def _process_row(runner: Runner, session: Session,
+                 row: Inbound) -> tuple[MessageContext, Outcome]:
+    assert row.id is not None and row.raw is not None
+    ctx = MessageContext(row.id, row.raw, row.mailbox)
+    services = Services(runner.config, runner.signer, session, runner.rules)
+    status, reason, detail = _run(ctx, services, runner.stages)
+    row.status, row.reason, row.detail = status, reason, detail
+    if ctx.raw_replacement is not None:
+        row.raw = ctx.raw_replacement
+    row.ticket_id = ctx.ticket_id if status == "processed" else None
+    row.attempts += 1
+    row.processed_at = utcnow()
+    session.add(row)
+    return ctx, Outcome(row.id, status, reason, ctx.ticket_number, ctx.outcome)
 
 
 def _run(ctx: MessageContext, services: Services,
          stages: tuple[Stage, ...]) -> tuple[str, str | None, str | None]:
+    savepoint = services.session.begin_nested()
     try:
         run_pipeline(stages, ctx, services)
     except Discard as stop:
-        services.session.rollback()
+        savepoint.rollback()
         return "discarded", stop.reason, None
     except Hold as stop:
-        services.session.rollback()
+        savepoint.rollback()
         return "quarantined", stop.reason, stop.detail or None
     except Exception as exc:  # one bad mail never blocks the others
-        services.session.rollback()
+        savepoint.rollback()
         log.exception("inbound=%s failed in the pipeline", ctx.inbound_id)
         return "failed", type(exc).__name__, traceback.format_exc(limit=20)
+    savepoint.commit()
     return "processed", None, None
 
 

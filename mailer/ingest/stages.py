@@ -6,8 +6,7 @@ Each is small and named; :mod:`mailer.pipeline` runs them in one transaction per
 from __future__ import annotations
 
 import logging
-
-from sqlmodel import Session
+from typing import Any
 
 from mailer import tickets
 from mailer.errors import ParseError
@@ -102,32 +101,29 @@ class StoreStage:
         if ctx.ticket_id is None:
             ref = tickets.open_ticket(session, mail, support, found)
             ctx.ticket_id, ctx.ticket_number, ctx.outcome = ref.id, ref.number, "opened"
-            tickets.record_event(session, ref.id, "opened", message_id=mail.message_id,
-                                 notes=ctx.notes)
         else:
             human = ctx.kind == "customer"
             reopened = tickets.note_customer_mail(session, ctx.ticket_id, mail, support,
                                                   reopen=human, found=found if human else None)
             ctx.outcome = "reopened" if reopened else "appended"
-            tickets.record_event(session, ctx.ticket_id, ctx.outcome,
-                                 message_id=mail.message_id, message_kind=ctx.kind)
-        if found is not None:
-            _record_classification(session, ctx.ticket_id, mail.message_id, ctx)
+        tickets.record_event(session, ctx.ticket_id, ctx.outcome, message_id=mail.message_id,
+                             message_kind=ctx.kind, notes=ctx.notes, **_why(ctx))
+        if ctx.secrets:
+            tickets.record_event(session, ctx.ticket_id, "secret_redacted",
+                                 kinds=list(ctx.secrets), message_id=mail.message_id)
         row_id = tickets.add_message(session, ctx.ticket_id, mail, kind=ctx.kind,
-                                     inbound_id=ctx.inbound_id)
-        store = AttachmentStore(services.config.storage.attachments_dir)
-        store.save_all(session, row_id, mail.attachments)
+                                     inbound_id=ctx.inbound_id,
+                                     need_id=bool(mail.attachments))
+        if mail.attachments and row_id is not None:
+            store = AttachmentStore(services.config.storage.attachments_dir)
+            store.save_all(session, row_id, mail.attachments)
 
 
-def _record_classification(session: Session, ticket_id: int, message_id: str,
-                           ctx: MessageContext) -> None:
-    """Keep why the ticket got its category: the rules that hit and missed."""
+def _why(ctx: MessageContext) -> dict[str, Any]:
+    """Why the ticket got its category: the classification and the rules that hit."""
     found = ctx.classification
-    assert found is not None
+    if found is None:
+        return {}
     d = found.decision
-    tickets.record_event(session, ticket_id, "classified", message_id=message_id,
-                         category=d.category, urgency=found.urgency, language=found.language,
-                         hits=list(d.hits), misses=list(d.misses))
-    if ctx.secrets:
-        tickets.record_event(session, ticket_id, "secret_redacted", kinds=list(ctx.secrets),
-                             message_id=message_id)
+    return {"category": d.category, "urgency": found.urgency, "language": found.language,
+            "hits": list(d.hits), "rules_missed": len(d.misses)}

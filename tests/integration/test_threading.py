@@ -167,3 +167,17 @@ def test_same_message_id_different_content_is_two_mails(app):
     _, first = send(app, msgid="<reused@example.com>", body="first question")
     row, second = send(app, msgid="<reused@example.com>", body="another question")
     assert row.status == "processed" and second is not None and second.id != first.id
+
+
+def test_the_same_mail_twice_in_one_poll_is_stored_once(app):
+    raw = (b"From: dup@example.com\r\nTo: support@exchange.example\r\nSubject: twice\r\n"
+           b"Message-ID: <twice@example.com>\r\n\r\nhello\r\n")
+    app.fake.deliver(raw)
+    app.fake.deliver(b"Received: from another relay\r\n" + raw)
+    ingest_once(app.app)
+    with Session(app.engine) as session:
+        first, second = session.exec(select(Inbound).order_by(Inbound.id)).all()
+        tickets = session.exec(select(Ticket)).all()
+    assert first.status == "processed" and second.status == "duplicate"
+    assert second.duplicate_of == first.id and second.raw is None
+    assert len(tickets) == 1
