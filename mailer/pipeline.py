@@ -52,6 +52,7 @@ class MessageContext:
     inbound_id: int
     raw: bytes
     mailbox: str
+    message_id: str | None = None
     parsed: ParsedMail | None = None
     kind: str = "customer"
     ticket_id: int | None = None

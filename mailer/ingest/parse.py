@@ -20,7 +20,7 @@ from mailparser.dates import parse_mail_date
 from mailer.errors import ParseError
 from mailer.ingest import decode, htmltext, quotes
 from mailer.ingest.filenames import safe_filename
-from mailer.ingest.identity import identify, message_id_list
+from mailer.ingest.identity import SYNTHETIC_DOMAIN, identify, message_id_list
 from mailer.ingest.mail import Address, ParsedAttachment, ParsedMail
 
 MAX_DEPTH = 40
@@ -41,15 +41,19 @@ class _Body:
     parts: int = 0
 
 
-def parse_mail(raw: bytes) -> ParsedMail:
-    """Parse one raw mail; raises :class:`ParseError` only when nothing usable is there."""
+def parse_mail(raw: bytes, message_id: str | None = None) -> ParsedMail:
+    """Parse one raw mail; raises :class:`ParseError` only when nothing usable is there.
+
+    ``message_id``: the (possibly synthetic) Message-ID computed at poll time, if known.
+    """
     if not raw.strip():
         raise ParseError("empty", "the mail has no bytes")
     try:
         msg = email.message_from_bytes(raw)
     except RecursionError as exc:
         raise ParseError("too-deep", "MIME nesting too deep") from exc
-    ident = identify(raw)
+    if message_id is None:
+        message_id = identify(raw).message_id
     headers, defects = _headers(msg)
     body = _Body()
     _walk(msg, 0, body)
@@ -59,8 +63,8 @@ def parse_mail(raw: bytes) -> ParsedMail:
         text = htmltext.html_to_text(html)
     new_text, quoted = quotes.split_reply(text)
     return ParsedMail(
-        message_id=ident.message_id,
-        synthetic_id=ident.synthetic,
+        message_id=message_id,
+        synthetic_id=message_id.endswith(f"@{SYNTHETIC_DOMAIN}>"),
         subject=_first(headers, "subject"),
         from_=next(iter(_addresses(msg, "from")), None),
         to=_addresses(msg, "to"),

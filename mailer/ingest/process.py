@@ -101,7 +101,7 @@ def process_batch(runner: Runner, ids: list[int]) -> list[Outcome]:
 def _process_row(runner: Runner, session: Session,
                  row: Inbound) -> tuple[MessageContext, Outcome]:
     assert row.id is not None and row.raw is not None
-    ctx = MessageContext(row.id, row.raw, row.mailbox)
+    ctx = MessageContext(row.id, row.raw, row.mailbox, row.message_id or None)
     services = Services(runner.config, runner.signer, session, runner.rules)
     status, reason, detail = _run(ctx, services, runner.stages)
     row.status, row.reason, row.detail = status, reason, detail

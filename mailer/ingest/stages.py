@@ -28,7 +28,7 @@ class ParseStage:
     def process(self, ctx: MessageContext, services: Services) -> None:
         """See `Stage`."""
         try:
-            ctx.parsed = parse_mail(ctx.raw)
+            ctx.parsed = parse_mail(ctx.raw, ctx.message_id)
         except ParseError as exc:
             raise Hold(f"unparseable: {exc.reason}", str(exc)) from exc
 

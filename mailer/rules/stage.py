@@ -17,7 +17,7 @@ from mailer.ingest.mail import ParsedMail
 from mailer.pipeline import MessageContext, Services
 from mailer.rules.classify import classify
 from mailer.rules.rawredact import redact_raw
-from mailer.rules.secrets import redact
+from mailer.rules.secrets import Redaction, redact
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +29,16 @@ def redact_mail(mail: ParsedMail) -> tuple[ParsedMail, tuple[str, ...]]:
     would survive a plain text replacement).
     """
     subject, text = redact(mail.subject), redact(mail.text)
-    new_text, quoted = redact(mail.new_text), redact(mail.quoted_text)
+    # new_text and quoted_text are pieces of text: only worth a look if text had a secret.
+    new_text = redact(mail.new_text) if text.kinds else Redaction(mail.new_text, ())
+    quoted = redact(mail.quoted_text) if text.kinds else Redaction(mail.quoted_text, ())
     found = [*subject.kinds, *text.kinds, *new_text.kinds, *quoted.kinds]
     html = mail.html
     if html is not None:
         cleaned = redact(html)
         found.extend(cleaned.kinds)
-        html = cleaned.text if not redact(html_to_text(cleaned.text)).kinds else None
+        if cleaned.kinds or text.kinds:
+            html = cleaned.text if not redact(html_to_text(cleaned.text)).kinds else None
     kinds = tuple(dict.fromkeys(found))
     if not kinds:
         return mail, ()
