@@ -12,6 +12,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from sqlalchemy import insert
 from sqlmodel import Session
 
 from mailer.errors import StorageError
@@ -48,10 +49,12 @@ class AttachmentStore:
     def save_all(self, session: Session, message_row_id: int,
                  attachments: tuple[ParsedAttachment, ...]) -> None:
         """Write every attachment and add its metadata row to ``session``."""
+        rows = []
         for att in attachments:
             self.write(att)
-            session.add(Attachment(
-                message_row_id=message_row_id, filename=att.filename,
-                content_type=att.content_type[:255], size=att.size, sha256=att.sha256,
-                content_id=att.content_id, inline=att.inline,
-            ))
+            rows.append({"message_row_id": message_row_id, "filename": att.filename,
+                         "content_type": att.content_type[:255], "size": att.size,
+                         "sha256": att.sha256, "content_id": att.content_id,
+                         "inline": att.inline})
+        if rows:
+            session.execute(insert(Attachment.__table__), rows)  # type: ignore[attr-defined]

@@ -14,9 +14,11 @@ import logging
 import traceback
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlalchemy import Engine, select, update
+from sqlmodel import Session, col
+from sqlmodel import select as orm_select
 
 from mailer.config import Config
 from mailer.ids import IdSigner
@@ -41,7 +43,8 @@ class Outcome:
 def pending_ids(engine: Engine, limit: int | None = None) -> list[int]:
     """Ids of inbound rows waiting to be processed, oldest first."""
     with Session(engine) as session:
-        stmt = select(Inbound.id).where(Inbound.status == "received").order_by(col(Inbound.id))
+        stmt = orm_select(Inbound.id).where(Inbound.status == "received").order_by(
+            col(Inbound.id))
         return [i for i in session.exec(stmt.limit(limit)) if i is not None]
 
 
@@ -85,33 +88,34 @@ def process_batch(runner: Runner, ids: list[int]) -> list[Outcome]:
     leaves every row of the batch ``received``, to be processed again from scratch.
     """
     done: list[tuple[MessageContext, Outcome]] = []
+    table = Inbound.__table__  # type: ignore[attr-defined]
     with Session(runner.engine, expire_on_commit=False) as session:
-        rows = session.exec(select(Inbound).where(col(Inbound.id).in_(ids))).all()
-        by_id = {r.id: r for r in rows}
+        stmt = select(table.c.id, table.c.raw, table.c.mailbox, table.c.message_id,
+                      table.c.attempts).where(table.c.id.in_(ids))
+        by_id = {r.id: r for r in session.execute(stmt)}
         for inbound_id in ids:
             row = by_id.get(inbound_id)
             if row is not None and row.raw is not None:
-                done.append(_process_row(runner, session, row))
+                ctx = MessageContext(row.id, row.raw, row.mailbox, row.message_id or None)
+                done.append((ctx, _process(runner, session, ctx, row.attempts)))
         session.commit()
     for ctx, outcome in done:
         _log(ctx, outcome)
     return [outcome for _ctx, outcome in done]
 
 
-def _process_row(runner: Runner, session: Session,
-                 row: Inbound) -> tuple[MessageContext, Outcome]:
-    assert row.id is not None and row.raw is not None
-    ctx = MessageContext(row.id, row.raw, row.mailbox, row.message_id or None)
+def _process(runner: Runner, session: Session, ctx: MessageContext, attempts: int) -> Outcome:
     services = Services(runner.config, runner.signer, session, runner.rules)
     status, reason, detail = _run(ctx, services, runner.stages)
-    row.status, row.reason, row.detail = status, reason, detail
+    values: dict[str, Any] = {
+        "status": status, "reason": reason, "detail": detail,
+        "ticket_id": ctx.ticket_id if status == "processed" else None,
+        "attempts": attempts + 1, "processed_at": utcnow()}
     if ctx.raw_replacement is not None:
-        row.raw = ctx.raw_replacement
-    row.ticket_id = ctx.ticket_id if status == "processed" else None
-    row.attempts += 1
-    row.processed_at = utcnow()
-    session.add(row)
-    return ctx, Outcome(row.id, status, reason, ctx.ticket_number, ctx.outcome)
+        values["raw"] = ctx.raw_replacement
+    table = Inbound.__table__  # type: ignore[attr-defined]
+    session.execute(update(table).where(table.c.id == ctx.inbound_id).values(**values))
+    return Outcome(ctx.inbound_id, status, reason, ctx.ticket_number, ctx.outcome)
 
 
 def _run(ctx: MessageContext, services: Services,

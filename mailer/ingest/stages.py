@@ -112,9 +112,8 @@ class StoreStage:
             tickets.record_event(session, ctx.ticket_id, "secret_redacted",
                                  kinds=list(ctx.secrets), message_id=mail.message_id)
         row_id = tickets.add_message(session, ctx.ticket_id, mail, kind=ctx.kind,
-                                     inbound_id=ctx.inbound_id,
-                                     need_id=bool(mail.attachments))
-        if mail.attachments and row_id is not None:
+                                     inbound_id=ctx.inbound_id)
+        if mail.attachments:
             store = AttachmentStore(services.config.storage.attachments_dir)
             store.save_all(session, row_id, mail.attachments)
 
