@@ -19,8 +19,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -110,49 +111,56 @@ def _store_chunk(engine: Engine, name: str, uidvalidity: int, chunk: Sequence[in
 def _insert(engine: Engine, name: str, uidvalidity: int, chunk: Sequence[int],
             mails: Sequence[FetchedMail]) -> PollResult:
     rows = [_row(name, uidvalidity, m) for m in mails]
+    table = Inbound.__table__  # type: ignore[attr-defined]
     with Session(engine) as session:
-        known = _existing(session, [r.dedupe_key for r in rows if r.dedupe_key])
-        first: dict[str, Inbound] = {}
-        twins: list[tuple[Inbound, Inbound]] = []
+        known = _existing(session, [r["dedupe_key"] for r in rows if r["dedupe_key"]])
+        seen: set[str] = set()
+        twins: list[dict[str, Any]] = []
         for row in rows:
-            key = row.dedupe_key
+            key = row["dedupe_key"]
             if key is None:
                 continue
             if key in known:
                 _mark_duplicate(row, known[key])
-            elif key in first:
+            elif key in seen:  # the same mail twice in one chunk
+                twins.append({"key": key, **row})
                 _mark_duplicate(row, None)
-                twins.append((row, first[key]))
             else:
-                first[key] = row
-        session.add_all(rows)
-        if twins:  # the same mail twice in one chunk: point at the first once it has an id
-            session.flush()
-            for row, original in twins:
-                _mark_duplicate(row, original.id)
-        dups = sum(1 for r in rows if r.status == "duplicate")
-        big = sum(1 for r in rows if r.reason == "too-large")
+                seen.add(key)
+        if rows:
+            session.execute(insert(table), rows)
+        for twin in twins:  # point at the first copy now that it has an id
+            original = _existing(session, [twin["key"]])[twin["key"]]
+            session.execute(update(table).where(table.c.mailbox == name,
+                                                table.c.uidvalidity == uidvalidity,
+                                                table.c.uid == twin["uid"])
+                            .values(duplicate_of=original,
+                                    reason=f"duplicate of inbound {original}"))
         _advance(session, name, max(chunk))
         session.commit()
+    dups = sum(1 for r in rows if r["status"] == "duplicate")
+    big = sum(1 for r in rows if r["reason"] == "too-large")
     return PollResult(name, len(mails), len(rows) - dups - big, dups, big)
 
 
-def _mark_duplicate(row: Inbound, original: int | None) -> None:
-    row.status, row.raw, row.dedupe_key, row.duplicate_of = "duplicate", None, None, original
-    row.reason = f"duplicate of inbound {original}" if original else "duplicate"
+def _mark_duplicate(row: dict[str, Any], original: int | None) -> None:
+    row.update(status="duplicate", raw=None, dedupe_key=None, duplicate_of=original,
+               reason=f"duplicate of inbound {original}" if original else "duplicate")
 
 
-def _row(name: str, uidvalidity: int, mail: FetchedMail) -> Inbound:
+def _row(name: str, uidvalidity: int, mail: FetchedMail) -> dict[str, Any]:
+    base = {"mailbox": name, "uidvalidity": uidvalidity, "uid": mail.uid, "raw": mail.raw,
+            "status": "received", "reason": None, "detail": None, "duplicate_of": None,
+            "imap_done": False, "ticket_id": None, "attempts": 0, "received_at": utcnow(),
+            "processed_at": None}
     if mail.raw is None:
-        return Inbound(mailbox=name, uidvalidity=uidvalidity, uid=mail.uid, message_id="",
-                       content_hash="", size=mail.size, status="quarantined",
-                       reason="too-large", imap_done=True,
-                       detail=f"{mail.size} bytes exceeds storage.max_message_bytes; "
-                              "left on the IMAP server")
+        return {**base, "message_id": "", "content_hash": "", "dedupe_key": None,
+                "size": mail.size, "status": "quarantined", "reason": "too-large",
+                "imap_done": True, "detail": f"{mail.size} bytes exceeds "
+                "storage.max_message_bytes; left on the IMAP server"}
     ident = identify(mail.raw)
-    return Inbound(mailbox=name, uidvalidity=uidvalidity, uid=mail.uid,
-                   message_id=ident.message_id, content_hash=ident.content_hash,
-                   dedupe_key=ident.dedupe_key, size=len(mail.raw), raw=mail.raw)
+    return {**base, "message_id": ident.message_id, "content_hash": ident.content_hash,
+            "dedupe_key": ident.dedupe_key, "size": len(mail.raw)}
 
 
 def _existing(session: Session, keys: list[str]) -> dict[str, int | None]:
