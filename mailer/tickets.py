@@ -5,12 +5,13 @@ Callers get :class:`TicketRef` records back, never the rows themselves.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Insert, insert
 from sqlmodel import Session, SQLModel, col, select
 
 from mailer.ingest.mail import Address, ParsedMail
@@ -19,6 +20,7 @@ from mailer.rules.classify import Classification
 from mailer.rules.engine import raise_urgency
 
 OPEN_STATES = ("new", "open", "pending")
+_INSERT_EVENT = insert(TicketEvent.__table__)  # type: ignore[attr-defined]
 NUMBER = re.compile(r"[Tt]-(\d{1,12})")
 
 
@@ -85,9 +87,15 @@ def _insert(session: Session, model: type[SQLModel], values: dict[str, Any]) -> 
     The hot path of ingest writes with Core rather than ORM objects: building and flushing
     SQLModel instances cost more than parsing the mail did.
     """
-    table = model.__table__  # type: ignore[attr-defined]
-    result = session.execute(insert(table).values(**values).returning(table.c.id))
+    result = session.execute(_insert_returning_id(model), values)
     return int(result.scalar_one())
+
+
+@functools.cache
+def _insert_returning_id(model: type[SQLModel]) -> Insert:
+    """One constant statement per table, so SQLAlchemy compiles it once and caches it."""
+    table = model.__table__  # type: ignore[attr-defined]
+    return insert(table).returning(table.c.id)
 
 
 def _participants(mail: ParsedMail, support: tuple[str, ...]) -> list[str]:
@@ -146,6 +154,5 @@ def add_message(session: Session, ticket_id: int, mail: ParsedMail, *, kind: str
 def record_event(session: Session, ticket_id: int, kind: str, at: datetime | None = None,
                  **detail: Any) -> None:
     """Append an entry to the ticket's history."""
-    table = TicketEvent.__table__  # type: ignore[attr-defined]
-    session.execute(insert(table).values(ticket_id=ticket_id, kind=kind, at=at or utcnow(),
-                                         detail=detail))
+    session.execute(_INSERT_EVENT, {"ticket_id": ticket_id, "kind": kind,
+                                    "at": at or utcnow(), "detail": detail})

@@ -19,6 +19,8 @@ from mailer.errors import StorageError
 from mailer.ingest.mail import ParsedAttachment
 from mailer.models import Attachment
 
+_INSERT = insert(Attachment.__table__)  # type: ignore[attr-defined]
+
 
 class AttachmentStore:
     """Writes attachment bytes under their sha256 and records their metadata."""
@@ -36,7 +38,8 @@ class AttachmentStore:
         if path.exists():
             return path
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.parent.is_dir():
+                path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
             with os.fdopen(fd, "wb") as fh:
                 fh.write(attachment.data)
@@ -57,4 +60,4 @@ class AttachmentStore:
                          "sha256": att.sha256, "content_id": att.content_id,
                          "inline": att.inline})
         if rows:
-            session.execute(insert(Attachment.__table__), rows)  # type: ignore[attr-defined]
+            session.execute(_INSERT, rows)

@@ -16,7 +16,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, bindparam, select, update
 from sqlmodel import Session, col
 from sqlmodel import select as orm_select
 
@@ -60,6 +60,9 @@ class Runner:
 
 
 BATCH = 50
+_TABLE = Inbound.__table__  # type: ignore[attr-defined]
+# SET comes from the parameters given at execution; the statement itself is compiled once.
+_UPDATE_ROW = update(_TABLE).where(_TABLE.c.id == bindparam("row_id"))
 
 
 def process_pending(runner: Runner, limit: int | None = None) -> Counter[str]:
@@ -113,8 +116,7 @@ def _process(runner: Runner, session: Session, ctx: MessageContext, attempts: in
         "attempts": attempts + 1, "processed_at": utcnow()}
     if ctx.raw_replacement is not None:
         values["raw"] = ctx.raw_replacement
-    table = Inbound.__table__  # type: ignore[attr-defined]
-    session.execute(update(table).where(table.c.id == ctx.inbound_id).values(**values))
+    session.execute(_UPDATE_ROW, {"row_id": ctx.inbound_id, **values})
     return Outcome(ctx.inbound_id, status, reason, ctx.ticket_number, ctx.outcome)
 
 
