@@ -61,13 +61,20 @@ def peak_rss_mb() -> float:
 # -- phases (run in a child process) ------------------------------------------------------
 
 
-def run_bare(host: str, port: int, password: str) -> dict[str, Any]:
-    """Fetch every mail with BODY.PEEK[] in FETCH_CHUNK chunks and parse it; no database."""
+def run_bare(host: str, port: int, password: str, library: bool = False) -> dict[str, Any]:
+    """Fetch every mail with BODY.PEEK[] in FETCH_CHUNK chunks and parse it; no database.
+
+    ``library``: parse with plain mail-parser (``parse_from_bytes``), the reference a script
+    using the chosen library would get, instead of mailer's own ``parse_mail``.
+    """
     from imapclient import IMAPClient
+    from mailparser import parse_from_bytes
 
     from mailer.errors import ParseError
     from mailer.ingest.imap import FETCH_CHUNK
     from mailer.ingest.parse import parse_mail
+
+    parse: Any = parse_from_bytes if library else parse_mail
 
     rss_before = peak_rss_mb()
     parsed = failed = size = 0
@@ -86,8 +93,8 @@ def run_bare(host: str, port: int, password: str) -> dict[str, Any]:
                 raw = bodies[uid][b"BODY[]"]
                 size += len(raw)
                 try:
-                    parse_mail(raw)
-                except ParseError:
+                    parse(raw)
+                except (ParseError, ValueError, LookupError):
                     failed += 1
                 else:
                     parsed += 1
@@ -95,7 +102,8 @@ def run_bare(host: str, port: int, password: str) -> dict[str, Any]:
     finally:
         client.logout()
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-    return {"phase": "bare", "mails": len(uids), "parsed": parsed, "parse_failed": failed,
+    return {"phase": "bare-mp" if library else "bare", "mails": len(uids), "parsed": parsed,
+            "parse_failed": failed,
             "bytes": size, "seconds": seconds, "cpu_seconds": cpu,
             "parse_seconds": parse_seconds,
             "imap_seconds": seconds - parse_seconds, "rss_before_mb": rss_before,
@@ -301,6 +309,7 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         print(f"generated {len(raws)} mails ({sum(map(len, raws)) / 1e6:.1f} MB) in "
               f"{generate_seconds:.1f}s, seeded Dovecot in {seed_seconds:.1f}s", flush=True)
         bare = run_child("bare", server, password, tmp / "bare.json", [])
+        bare_mp = run_child("bare-mp", server, password, tmp / "bare-mp.json", [])
         with database(args.db, tmp) as url:
             extra = ["--url", url, "--workdir", str(tmp), "--mails", str(args.mails)]
             if args.profile:
@@ -323,8 +332,9 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         "generated": {"seconds": generate_seconds, "bytes": sum(map(len, raws)),
                       "kinds": dict(kinds)},
         "seed_seconds": seed_seconds,
-        "bare": bare, "e2e": e2e,
+        "bare": bare, "bare_mailparser": bare_mp, "e2e": e2e,
         "e2e_vs_bare_pct": 100 * bare["seconds"] / e2e["seconds"],
+        "e2e_vs_bare_mailparser_pct": 100 * bare_mp["seconds"] / e2e["seconds"],
         "check": check(args.mails, e2e, kinds),
     }
 
@@ -356,18 +366,19 @@ def cpu_model() -> str:
 
 def report(data: dict[str, Any]) -> None:
     """Print the table and the outcome breakdown."""
-    bare, e2e = data["bare"], data["e2e"]
+    bare, bare_mp, e2e = data["bare"], data["bare_mailparser"], data["e2e"]
     machine = data["machine"]
     print(f"\ningest benchmark  db={data['db']}  mails={data['mails']}  "
           f"{machine['processor']} x{machine['cpu_count']}  python {machine['python']}  "
           f"load {machine['loadavg_at_start']:.2f}")
-    print(f"{'phase':<6} {'mails':>6} {'seconds':>8} {'mails/s':>8} {'peak RSS MB':>12} "
+    print(f"{'phase':<8} {'mails':>6} {'seconds':>8} {'mails/s':>8} {'peak RSS MB':>12} "
           f"{'start RSS MB':>12} {'CPU s':>7}")
-    for row in (bare, e2e):
-        print(f"{row['phase']:<6} {row['mails']:>6} {row['seconds']:>8.2f} "
+    for row in (bare, bare_mp, e2e):
+        print(f"{row['phase']:<8} {row['mails']:>6} {row['seconds']:>8.2f} "
               f"{row['mails'] / row['seconds']:>8.0f} {row['peak_rss_mb']:>12.1f} "
               f"{row['rss_before_mb']:>12.1f} {row['cpu_seconds']:>7.2f}")
-    print(f"e2e/bare throughput: {data['e2e_vs_bare_pct']:.1f}%")
+    print(f"e2e/bare throughput: {data['e2e_vs_bare_pct']:.1f}% of fetch+mailer's parser, "
+          f"{data['e2e_vs_bare_mailparser_pct']:.1f}% of fetch+plain mail-parser")
     print(f"  bare: imap {bare['imap_seconds']:.2f}s + parse {bare['parse_seconds']:.2f}s")
     print(f"  e2e:  poll {e2e['poll_seconds']:.2f}s + process {e2e['process_seconds']:.2f}s "
           f"in {e2e['ticks']} ingest_once call(s)")
@@ -399,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=Path, help="cProfile the e2e phase into this file")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
     internal = parser.add_argument_group("internal (child process)")
-    internal.add_argument("--phase", choices=("bare", "e2e"), help=argparse.SUPPRESS)
+    internal.add_argument("--phase", choices=("bare", "bare-mp", "e2e"), help=argparse.SUPPRESS)
     internal.add_argument("--host", help=argparse.SUPPRESS)
     internal.add_argument("--port", type=int, help=argparse.SUPPRESS)
     internal.add_argument("--url", help=argparse.SUPPRESS)
@@ -408,8 +419,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.phase:
         password = os.environ[PASSWORD_ENV]
-        if args.phase == "bare":
-            result = run_bare(args.host, args.port, password)
+        if args.phase in ("bare", "bare-mp"):
+            result = run_bare(args.host, args.port, password, args.phase == "bare-mp")
         else:
             result = run_e2e(args.host, args.port, args.url, args.workdir, args.mails,
                              args.profile)
