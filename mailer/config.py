@@ -118,13 +118,17 @@ def load_config(path: Path | None = None) -> Config:
         path = DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None
     if path is None:
         return parse_config({}, "<defaults>")
+    return parse_config(read_toml(path, "", "config file"), str(path))
+
+
+def read_toml(path: Path, key: str, what: str) -> dict[str, Any]:
+    """Decode a TOML file; a missing or malformed file is a ConfigError at ``key``."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise ConfigError("", f"config file {path} not found") from exc
+        raise ConfigError(key, f"{what} {path} not found") from exc
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("", f"{path}: invalid TOML: {exc}") from exc
-    return parse_config(data, str(path))
+        raise ConfigError(key, f"{path}: invalid TOML: {exc}") from exc
 
 
 def parse_config(data: Mapping[str, Any], source: str = "<string>") -> Config:

@@ -7,11 +7,11 @@ cannot fail at evaluation time.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from mailer.config import read_toml
 from mailer.errors import ConfigError
 from mailer.rules.engine import CATEGORIES, URGENCIES, Action, Rule, RuleSet
 from mailer.rules.keywords import KeywordIndex
@@ -26,13 +26,7 @@ SET_KEYS = ("category", "urgency", "tags", "queue", "sla", "force")
 def load_rules(path: Path | None = None) -> RuleSet:
     """Load ``path`` (default: the shipped pack)."""
     path = path or DEFAULT_RULES
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError("rules", f"rule file {path} not found") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("rules", f"{path}: invalid TOML: {exc}") from exc
-    return parse_rules(data, str(path))
+    return parse_rules(read_toml(path, "rules", "rule file"), str(path))
 
 
 def parse_rules(data: Mapping[str, Any], source: str = "<rules>") -> RuleSet:

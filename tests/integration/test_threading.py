@@ -49,6 +49,14 @@ def send(app, sender="alice@example.com", subject="Withdrawal stuck", body="Plea
         return row, ticket
 
 
+def set_status(app, ticket, status):
+    with Session(app.engine) as session:
+        row = session.get(Ticket, ticket.id)
+        row.status = status
+        session.add(row)
+        session.commit()
+
+
 def events(app, ticket):
     with Session(app.engine) as session:
         return [e.kind for e in session.exec(
@@ -97,11 +105,7 @@ def test_known_cc_may_reply_on_the_token(app):
 
 def test_customer_reply_reopens_a_resolved_ticket(app):
     _, first = send(app)
-    with Session(app.engine) as session:
-        row = session.get(Ticket, first.id)
-        row.status = "resolved"
-        session.add(row)
-        session.commit()
+    set_status(app, first, "resolved")
     _, again = send(app, subject=f"Re: [#{first.number}] still broken")
     assert again.id == first.id and again.status == "open"
     assert "reopened" in events(app, first)
@@ -109,11 +113,7 @@ def test_customer_reply_reopens_a_resolved_ticket(app):
 
 def test_out_of_office_in_a_thread_is_recorded_but_never_reopens(app):
     _, first = send(app)
-    with Session(app.engine) as session:
-        row = session.get(Ticket, first.id)
-        row.status = "resolved"
-        session.add(row)
-        session.commit()
+    set_status(app, first, "resolved")
     row, again = send(app, subject=f"Automatic reply: [#{first.number}]",
                       headers="Auto-Submitted: auto-replied\r\n")
     assert again.id == first.id and again.status == "resolved"
@@ -154,11 +154,7 @@ def test_mail_from_our_own_address_opens_nothing(app):
 
 def test_closed_ticket_gets_a_new_ticket(app):
     _, first = send(app)
-    with Session(app.engine) as session:
-        row = session.get(Ticket, first.id)
-        row.status = "closed"
-        session.add(row)
-        session.commit()
+    set_status(app, first, "closed")
     _, again = send(app, subject=f"Re: [#{first.number}]")
     assert again.id != first.id
 
