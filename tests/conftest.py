@@ -11,6 +11,8 @@ import contextlib
 import itertools
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
@@ -47,16 +49,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot]:
+def dovecot() -> Iterator[Dovecot]:
     """A running Dovecot shared by the session; use `imap_user` for a mailbox of your own."""
     if not dovecot_available():
         unavailable("Dovecot needs /usr/sbin/dovecot (apt-get install dovecot-imapd) and root")
-    server = Dovecot(tmp_path_factory.mktemp("dovecot"))
+    # Not under pytest's basetemp: another pytest run resets /tmp/pytest-of-<user> to 0700,
+    # and Dovecot's unprivileged auth process must traverse to the users files.
+    root = Path(tempfile.mkdtemp(prefix="mailer-dovecot-"))
+    server = Dovecot(root)
     server.start()
     try:
         yield server
     finally:
         server.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
