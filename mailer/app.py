@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -28,9 +29,12 @@ from mailer.ingest.imap import ImapSource, MailSource
 from mailer.ingest.poll import PollResult, poll_mailbox
 from mailer.ingest.process import Runner, process_pending
 from mailer.models import Setting
+from mailer.outbound.sender import send_due
 from mailer.pipeline import Stage, build_pipeline
 from mailer.rules.engine import RuleSet
 from mailer.rules.loader import load_rules
+from mailer.smtp import MailSender, SmtpSender
+from mailer.templates.render import Renderer
 
 log = logging.getLogger(__name__)
 SECRET_KEY = "message_id_secret"
@@ -47,16 +51,22 @@ class App:
     stages: tuple[Stage, ...]
     source_factory: SourceFactory
     rules: RuleSet
+    renderer: Renderer
+    sender: MailSender
     poll_errors: dict[str, str] = field(default_factory=dict)
     backoff: dict[str, tuple[int, float]] = field(default_factory=dict)
 
 
-def build_app(config: Config, source_factory: SourceFactory | None = None) -> App:
+def build_app(config: Config, source_factory: SourceFactory | None = None,
+              sender: MailSender | None = None) -> App:
     """Build the App for ``config`` (the database must already be migrated)."""
     rules = load_rules(Path(config.rules.path) if config.rules.path else None)
     engine = db.make_engine(config.database.url)
     signer = IdSigner(_id_secret(config, engine), config.support.message_id_domain)
-    app = App(config, engine, signer, build_pipeline(), source_factory or imap_source, rules)
+    renderer = Renderer(Path(config.outbound.templates_dir)
+                        if config.outbound.templates_dir else None)
+    app = App(config, engine, signer, build_pipeline(), source_factory or imap_source, rules,
+              renderer, sender or smtp_sender(config))
     # Everything built so far lives as long as the daemon: keep it out of the cyclic GC's
     # scans (parsing got ~20% faster once SQLAlchemy and the rule pack were loaded).
     gc.freeze()
@@ -78,6 +88,18 @@ def reload_rules(app: App) -> bool:
         return False
     log.info("rules reloaded from %s (%d rules)", app.rules.source, len(app.rules.rules))
     return True
+
+
+def smtp_sender(config: Config) -> MailSender:
+    """The SMTP relay of the config (its password is read from the environment now)."""
+    smtp = config.smtp
+    password = secret(smtp.password_env, "smtp.password_env") if smtp.username else None
+    return SmtpSender(smtp, password)
+
+
+def send_once(app: App, now: datetime | None = None) -> Counter[str]:
+    """One tick of the sender job."""
+    return send_due(app.engine, app.config, app.renderer, app.sender, now)
 
 
 def imap_source(box: MailboxConfig) -> MailSource:

@@ -41,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     _tickets(sub, common)
     _quarantine(sub, common)
     _rules(sub, common)
+    _outbound(sub, common)
     demo = sub.add_parser("demo", parents=[common],
                           help="embedded IMAP + SMTP on loopback, the dev corpus, tickets out")
     demo.add_argument("--corpus", type=Path, default=None, help="directory of .eml files")
@@ -96,6 +97,31 @@ def _rules(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     explain.add_argument("--reply", action="store_true", help="evaluate as a reply")
     explain.add_argument("--format", choices=["text", "json"], default="text")
     explain.set_defaults(handler=commands.rules_explain)
+
+
+def _outbound(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+              common: argparse.ArgumentParser) -> None:
+    op = sub.add_parser("outbox", parents=[common], help="outgoing mail").add_subparsers(
+        dest="outbox_command", required=True)
+    lst = op.add_parser("list", parents=[common], help="list outbox rows, newest first")
+    lst.add_argument("--status", default=None)
+    lst.add_argument("--limit", type=int, default=50)
+    lst.set_defaults(handler=commands.outbox_list)
+    retry = op.add_parser("retry", parents=[common], help="send a failed/uncertain row again")
+    retry.add_argument("id", type=int)
+    retry.set_defaults(handler=commands.outbox_retry)
+    for name, text in (("reply", "answer the customer"), ("note", "add an internal note")):
+        p = sub.add_parser(name, parents=[common], help=text)
+        p.add_argument("number", help="ticket number, e.g. T-000123")
+        p.add_argument("--from", dest="sender", required=True, help="the agent's address")
+        p.add_argument("--body-file", type=Path, required=True)
+        p.set_defaults(handler=commands.reply)
+    cp = sub.add_parser("customers", parents=[common], help="customers").add_subparsers(
+        dest="customers_command", required=True)
+    code = cp.add_parser("set-code", parents=[common], help="set an anti-phishing code")
+    code.add_argument("address")
+    code.add_argument("code")
+    code.set_defaults(handler=commands.customers_set_code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -205,3 +205,69 @@ def rules_explain(args: argparse.Namespace) -> int:
                 for k, v in value.items():
                     print(f"{'':>12}{k}: {v}")
     return 0
+
+
+def outbox_list(args: argparse.Namespace) -> int:
+    """``mailer outbox list [--status S]``."""
+    from mailer.models import Outbox
+
+    app = _app(args)
+    with Session(app.engine) as session:
+        stmt = select(Outbox).order_by(Outbox.id.desc())  # type: ignore[union-attr]
+        if args.status:
+            stmt = stmt.where(Outbox.status == args.status)
+        rows = session.exec(stmt.limit(args.limit)).all()
+    print(f"{'ID':>6} {'STATUS':<10} {'KIND':<12} {'TRIES':>5} {'KEY':<28} TO / LAST ERROR")
+    for r in rows:
+        print(f"{r.id:>6} {r.status:<10} {r.kind:<12} {r.attempts:>5} "
+              f"{_clip(r.dedupe_key, 28):<28} {r.to_addr} {_oneline(r.last_error or '')[:60]}")
+    print(f"{len(rows)} row(s)")
+    return 0
+
+
+def outbox_retry(args: argparse.Namespace) -> int:
+    """``mailer outbox retry ID``: send a failed or uncertain mail again."""
+    from mailer.models import Outbox, utcnow
+
+    app = _app(args)
+    with Session(app.engine) as session:
+        row = session.get(Outbox, args.id)
+        if row is None or row.status not in ("failed", "uncertain", "suppressed"):
+            print(f"mailer: outbox {args.id} is not failed, uncertain or suppressed",
+                  file=sys.stderr)
+            return 1
+        row.status, row.next_attempt_at, row.attempts = "pending", utcnow(), 0
+        session.add(row)
+        session.commit()
+    print(f"outbox {args.id}: queued again; the send-outbox job will send it")
+    return 0
+
+
+def reply(args: argparse.Namespace) -> int:
+    """``mailer reply NUMBER --from AGENT --body-file F`` (and ``mailer note``)."""
+    from mailer.outbound.agent import answer
+
+    app = _app(args)
+    body = args.body_file.read_text(encoding="utf-8")
+    kind = answer(app, args.number, args.sender, body, internal=args.command == "note")
+    print(f"{args.number}: {'internal note stored' if kind == 'note' else 'reply queued'}")
+    return 0
+
+
+def customers_set_code(args: argparse.Namespace) -> int:
+    """``mailer customers set-code ADDRESS CODE``."""
+    from mailer.models import Customer, utcnow
+
+    code = args.code.strip()
+    if not (4 <= len(code) <= 32 and code.isprintable()):
+        print("mailer: the code must be 4 to 32 printable characters", file=sys.stderr)
+        return 2
+    app = _app(args)
+    with Session(app.engine) as session:
+        address = args.address.strip().lower()
+        row = session.get(Customer, address) or Customer(address=address)
+        row.anti_phishing_code, row.updated_at = code, utcnow()
+        session.add(row)
+        session.commit()
+    print(f"anti-phishing code set for {address}")
+    return 0

@@ -7,6 +7,7 @@ and :func:`secret` reads it when a connection is opened.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 import tomllib
@@ -79,8 +80,44 @@ class SchedulerConfig:
     """How often the daemon's jobs run."""
 
     poll_interval_seconds: int = 60
+    send_interval_seconds: int = 10
     retry_base_seconds: float = 5.0
     retry_max_seconds: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundConfig:
+    """Automatic mail: branding, templates, loop safety and retry policy."""
+
+    brand: str = "Exchange Support"
+    templates_dir: str | None = None
+    auto_per_recipient_per_hour: int = 5
+    batch_size: int = 50
+    max_attempts: int = 8
+    retry_base_seconds: float = 60.0
+    retry_max_seconds: float = 3600.0
+    sending_lease_seconds: float = 300.0
+    suppress_bounced_days: int = 30
+    response_hours: tuple[tuple[str, int], ...] = (
+        ("critical", 1), ("high", 4), ("normal", 24), ("low", 24))
+
+    def hours_for(self, urgency: str | None) -> int:
+        """The first-response promise for an urgency (24 h when unknown)."""
+        return dict(self.response_hours).get(urgency or "normal", 24)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentsConfig:
+    """Who the agents are and where new-ticket notifications go."""
+
+    addresses: tuple[str, ...] = ()
+    domains: tuple[str, ...] = ()
+    queue_address: str | None = None
+
+    def is_agent(self, address: str) -> bool:
+        """Whether ``address`` belongs to an agent (exact address or domain)."""
+        address = address.lower()
+        return address in self.addresses or address.rpartition("@")[2] in self.domains
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +146,8 @@ class Config:
     scheduler: SchedulerConfig
     logging: LoggingConfig
     rules: RulesConfig = RulesConfig()
+    outbound: OutboundConfig = OutboundConfig()
+    agents: AgentsConfig = AgentsConfig()
     source: str = "<defaults>"
 
 
@@ -150,6 +189,8 @@ def parse_config(data: Mapping[str, Any], source: str = "<string>") -> Config:
         scheduler=_scheduler(data),
         logging=_logging(data),
         rules=_section(data, "rules", RulesConfig, {"path": _is_nonempty}),
+        outbound=_outbound(data),
+        agents=_agents(data),
         source=source,
     )
 
@@ -268,13 +309,45 @@ def _support(data: Mapping[str, Any]) -> SupportConfig:
 
 def _scheduler(data: Mapping[str, Any]) -> SchedulerConfig:
     return _section(data, "scheduler", SchedulerConfig, {
-        "poll_interval_seconds": _is_positive, "retry_base_seconds": _is_positive,
+        "poll_interval_seconds": _is_positive, "send_interval_seconds": _is_positive,
+        "retry_base_seconds": _is_positive,
         "retry_max_seconds": _is_positive,
     })
 
 
 def _logging(data: Mapping[str, Any]) -> LoggingConfig:
     return _section(data, "logging", LoggingConfig, {"level": _is_level})
+
+
+def _outbound(data: Mapping[str, Any]) -> OutboundConfig:
+    raw = data.get("outbound", {})
+    if not isinstance(raw, dict):
+        raise ConfigError("outbound", "must be a table")
+    raw = dict(raw)
+    hours = raw.pop("response_hours", None)
+    out = _section({"outbound": raw}, "outbound", OutboundConfig, {
+        "brand": _is_nonempty, "templates_dir": _is_nonempty,
+        "auto_per_recipient_per_hour": _is_positive, "batch_size": _is_positive,
+        "max_attempts": _is_positive, "retry_base_seconds": _is_positive,
+        "retry_max_seconds": _is_positive, "sending_lease_seconds": _is_positive,
+        "suppress_bounced_days": _is_positive})
+    if hours is None:
+        return out
+    if not isinstance(hours, dict) or not all(
+            k in ("critical", "high", "normal", "low") and _is_positive(v)
+            for k, v in hours.items()):
+        raise ConfigError("outbound.response_hours",
+                          "expected a table of urgency = hours (critical, high, normal, low)")
+    merged = {**dict(out.response_hours), **hours}
+    return dataclasses.replace(out, response_hours=tuple(merged.items()))
+
+
+def _agents(data: Mapping[str, Any]) -> AgentsConfig:
+    agents = _section(data, "agents", AgentsConfig, {
+        "addresses": _is_str_list, "domains": _is_str_list, "queue_address": _is_nonempty})
+    return AgentsConfig(tuple(a.lower() for a in agents.addresses),
+                        tuple(d.lower().lstrip("@") for d in agents.domains),
+                        agents.queue_address)
 
 
 def _is_level(v: Any) -> bool:

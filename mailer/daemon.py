@@ -18,7 +18,7 @@ from types import FrameType
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from mailer.app import App, ingest_once, reload_rules
+from mailer.app import App, ingest_once, reload_rules, send_once
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +32,18 @@ def ingest_job(app: App) -> None:
                  " ".join(f"{k}={v}" for k, v in sorted(counts.items())))
 
 
+def send_job(app: App) -> None:
+    """send-outbox: send every due outbox row."""
+    counts = send_once(app)
+    if counts:
+        log.info("outbox %s", " ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+
+
 def jobs(app: App) -> dict[str, tuple[Callable[[], None], int]]:
     """Job id -> (callable, interval seconds)."""
-    return {"poll-mailbox": (lambda: ingest_job(app), app.config.scheduler.poll_interval_seconds)}
+    sched = app.config.scheduler
+    return {"poll-mailbox": (lambda: ingest_job(app), sched.poll_interval_seconds),
+            "send-outbox": (lambda: send_job(app), sched.send_interval_seconds)}
 
 
 def run_once(app: App) -> None:

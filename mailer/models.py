@@ -89,6 +89,7 @@ class Ticket(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     last_customer_at: datetime | None = None
+    first_response_at: datetime | None = None
 
     @property
     def number(self) -> str:
@@ -153,3 +154,52 @@ class Setting(SQLModel, table=True):
     __tablename__ = "setting"
     key: str = Field(primary_key=True, max_length=100)
     value: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class Outbox(SQLModel, table=True):
+    """One mail to send. The only way mail leaves; ``dedupe_key`` makes enqueueing idempotent.
+
+    ``status``: pending -> sending -> sent | failed | uncertain (killed between SMTP DATA and
+    the status update: never resent automatically) | suppressed.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),
+                      Index("ix_outbox_recipient", "to_addr", "created_at"))
+    id: int | None = Field(default=None, primary_key=True)
+    dedupe_key: str = Field(max_length=200, unique=True)
+    kind: str = Field(max_length=20)
+    automatic: bool = True
+    ticket_id: int | None = Field(default=None, foreign_key="ticket.id", index=True)
+    to_addr: str = Field(max_length=320)
+    template: str = Field(max_length=100)
+    language: str | None = Field(default=None, max_length=16)
+    context: dict[str, Any] = Field(default_factory=_dict, sa_column=Column(JSON, nullable=False))
+    message_id: str = Field(max_length=1000)
+    in_reply_to: str | None = Field(default=None, max_length=1000)
+    references: list[str] = Field(default_factory=_list, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="pending", max_length=20)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    claimed_at: datetime | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None
+
+
+class Customer(SQLModel, table=True):
+    """Per-customer settings, such as the anti-phishing code shown in every mail to them."""
+
+    __tablename__ = "customer"
+    address: str = Field(primary_key=True, max_length=320)
+    anti_phishing_code: str | None = Field(default=None, max_length=64)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Suppression(SQLModel, table=True):
+    """An address we must not mail automatically until ``until`` (e.g. it bounced)."""
+
+    __tablename__ = "suppression"
+    address: str = Field(primary_key=True, max_length=320)
+    reason: str = Field(max_length=200)
+    until: datetime

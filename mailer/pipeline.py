@@ -29,11 +29,16 @@ log = logging.getLogger(__name__)
 
 
 class Discard(Exception):
-    """Stop processing: the message is recorded but opens nothing (machine mail, duplicates)."""
+    """Stop processing: the message is recorded but opens nothing (machine mail, duplicates).
 
-    def __init__(self, reason: str) -> None:
+    ``keep`` runs after the message's writes are rolled back, for the one fact a discarded
+    mail still teaches us (a bounce: which address to stop mailing).
+    """
+
+    def __init__(self, reason: str, keep: Callable[[Session], None] | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.keep = keep
 
 
 class Hold(Exception):
@@ -91,12 +96,14 @@ class Stage(Protocol):
 
 
 StageFactory = Callable[[], Stage]
-DEFAULT_PIPELINE = ("parse", "screen", "machine", "redact", "thread", "classify", "store")
+DEFAULT_PIPELINE = ("parse", "screen", "machine", "redact", "thread", "classify", "store",
+                    "respond")
 
 
 def stage_registry() -> Mapping[str, StageFactory]:
     """The explicit name -> stage table (imported lazily to keep this module light)."""
     from mailer.ingest import stages
+    from mailer.outbound import respond
     from mailer.rules import stage as rules_stage
 
     return {
@@ -107,6 +114,7 @@ def stage_registry() -> Mapping[str, StageFactory]:
         "thread": stages.ThreadStage,
         "classify": rules_stage.ClassifyStage,
         "store": stages.StoreStage,
+        "respond": respond.RespondStage,
     }
 
 

@@ -127,6 +127,8 @@ def _run(ctx: MessageContext, services: Services,
         run_pipeline(stages, ctx, services)
     except Discard as stop:
         savepoint.rollback()
+        if stop.keep is not None:
+            stop.keep(services.session)
         return "discarded", stop.reason, None
     except Hold as stop:
         savepoint.rollback()

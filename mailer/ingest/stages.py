@@ -14,6 +14,7 @@ from mailer.ingest import machine
 from mailer.ingest.attachments import AttachmentStore
 from mailer.ingest.match import find_thread
 from mailer.ingest.parse import parse_mail
+from mailer.outbound import bounces
 from mailer.pipeline import Discard, Hold, MessageContext, Services
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,12 @@ class MachineStage:
     def process(self, ctx: MessageContext, services: Services) -> None:
         """See `Stage`."""
         verdict = machine.classify(ctx.mail)
-        if verdict in ("bounce", "list"):
+        if verdict == "bounce":
+            failed = bounces.failed_recipients(ctx.raw)
+            days = services.config.outbound.suppress_bounced_days
+            raise Discard("bounce", bounces.suppress(failed, days, "permanent bounce")
+                          if failed else None)
+        if verdict == "list":
             raise Discard(verdict)
         if verdict == "auto_reply":
             ctx.kind = "auto_reply"
@@ -73,6 +79,8 @@ class ThreadStage:
 
     def process(self, ctx: MessageContext, services: Services) -> None:
         """See `Stage`."""
+        if _agent_reply(ctx, services):
+            return
         match = find_thread(services.session, ctx.mail, services.signer)
         for refusal in match.refused:
             tickets.record_event(services.session, refusal.ticket.id, "thread_refused",
@@ -88,6 +96,22 @@ class ThreadStage:
             raise Discard("auto-reply-without-ticket")
 
 
+def _agent_reply(ctx: MessageContext, services: Services) -> bool:
+    """An agent answering one of our signed mails: mark it and attach it to that ticket."""
+    mail = ctx.mail
+    if mail.from_ is None or not services.config.agents.is_agent(mail.from_.address):
+        return False
+    for mid in (*mail.in_reply_to, *reversed(mail.references)):
+        own = services.signer.verify(mid)
+        ticket = tickets.by_number(services.session, own.number) if own else None
+        if ticket is not None:
+            ctx.kind, ctx.ticket_id, ctx.ticket_number = "agent", ticket.id, ticket.number
+            if mail.new_text.strip().lower().startswith("#note"):
+                ctx.kind = "note"
+            return True
+    return False
+
+
 class StoreStage:
     """Open a ticket or append to the matched one; store attachments content-addressed."""
 
@@ -98,6 +122,17 @@ class StoreStage:
         session, mail = services.session, ctx.mail
         support = services.config.support.addresses
         found = ctx.classification
+        if ctx.kind in ("agent", "note"):
+            assert ctx.ticket_id is not None
+            ctx.outcome = "agent_reply" if ctx.kind == "agent" else "note"
+            tickets.record_event(session, ctx.ticket_id, ctx.outcome, message_id=mail.message_id,
+                                 agent=mail.from_.address if mail.from_ else "")
+            # The agent's own mail (with our notification quoted) stays internal; what the
+            # customer sees is stored as kind "agent" once it has been sent.
+            tickets.add_message(session, ctx.ticket_id, mail,
+                                kind="agent_mail" if ctx.kind == "agent" else "note",
+                                inbound_id=ctx.inbound_id)
+            return
         if ctx.ticket_id is None:
             ref = tickets.open_ticket(session, mail, support, found)
             ctx.ticket_id, ctx.ticket_number, ctx.outcome = ref.id, ref.number, "opened"

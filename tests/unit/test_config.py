@@ -71,5 +71,6 @@ def test_invalid_toml_is_a_config_error(tmp_path):
 def test_example_values_are_the_built_in_defaults():
     example = load_config(Path(__file__).resolve().parents[2] / "config.example.toml")
     defaults = parse_config({})
-    for section in ("database", "smtp", "storage", "support", "scheduler", "logging", "rules"):
+    for section in ("database", "smtp", "storage", "support", "scheduler", "logging", "rules",
+                    "outbound", "agents"):
         assert getattr(example, section) == getattr(defaults, section), section
