@@ -22,11 +22,11 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", type=Path, default=None,
-                        help="config file (default ./config.toml, else built-in defaults)")
-    common.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
-    parser = argparse.ArgumentParser(prog="mailer", parents=[common],
+    top = _common(None, False)
+    # Sub-commands repeat the options without defaults, so `mailer --config X cmd` and
+    # `mailer cmd --config X` both work (a sub-parser default would overwrite the first).
+    common = _common(argparse.SUPPRESS, argparse.SUPPRESS)
+    parser = argparse.ArgumentParser(prog="mailer", parents=[top],
                                      description="Email-ticketing pipeline daemon")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", parents=[common], help="run the daemon")
@@ -49,6 +49,15 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--verbose", action="store_true", help="show the daemon's log lines")
     demo.set_defaults(handler=commands.demo)
     return parser
+
+
+def _common(config_default: object, quiet_default: object) -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, default=config_default,
+                        help="config file (default ./config.toml, else built-in defaults)")
+    common.add_argument("-q", "--quiet", action="store_true", default=quiet_default,
+                        help="log warnings only")
+    return common
 
 
 def _tickets(sub: argparse._SubParsersAction[argparse.ArgumentParser],

@@ -102,7 +102,7 @@ def _on_ticket(session: Session, row: Outbox, rendered: Rendered, config: Config
     assert row.ticket_id is not None
     mail = ParsedMail(message_id=row.message_id, synthetic_id=False, subject=rendered.subject,
                       from_=Address(config.outbound.brand, config.smtp.from_address),
-                      to=(Address("", row.to_addr),), text=rendered.text,
+                      to=(Address("", row.to_addr),), date=row.sent_at, text=rendered.text,
                       new_text=rendered.text, in_reply_to=(row.in_reply_to,)
                       if row.in_reply_to else (), references=tuple(row.references))
     tickets.add_message(session, row.ticket_id, mail, kind=OUTBOUND_KIND.get(row.kind, row.kind),

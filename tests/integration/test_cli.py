@@ -106,3 +106,27 @@ def test_sigterm_stops_the_daemon_cleanly(config_file, dovecot, imap_user):
     assert proc.returncode == 0
     assert "daemon stopped" in rest
     assert imap_user.password not in "".join(seen) + rest
+
+
+def test_agent_cli_reply_note_code_and_outbox(config_file, dovecot, imap_user, capsys, tmp_path):
+    with open(config_file, "a") as fh:
+        fh.write('[agents]\naddresses = ["alice@exchange.example"]\n')
+    dovecot.append(imap_user.address, "INBOX", GOOD)
+    assert main(["poll-once", "--config", str(config_file)]) == 0
+    assert main(["customers", "set-code", "ann@example.com", "OWL-42",
+                 "--config", str(config_file)]) == 0
+    body = tmp_path / "answer.txt"
+    body.write_text("Your withdrawal is released.")
+    assert main(["reply", "T-000001", "--from", "alice@exchange.example", "--body-file",
+                 str(body), "--config", str(config_file)]) == 0
+    assert main(["note", "T-000001", "--from", "alice@exchange.example", "--body-file",
+                 str(body), "--config", str(config_file)]) == 0
+    assert main(["reply", "T-000001", "--from", "mallory@evil.example", "--body-file",
+                 str(body), "--config", str(config_file)]) == 2
+    capsys.readouterr()
+    assert main(["outbox", "list", "--config", str(config_file)]) == 0
+    listing = capsys.readouterr().out
+    assert "ack:T-000001" in listing and "reply:T-000001" in listing
+    assert main(["outbox", "retry", "1", "--config", str(config_file)]) == 1  # still pending
+    assert main(["--config", str(config_file), "tickets", "show", "T-000001"]) == 0
+    assert "note" in capsys.readouterr().out
