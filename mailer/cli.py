@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from mailer import commands
+from mailer import commands, commands_sla
 from mailer.config import load_config
 from mailer.errors import MailerError
 from mailer.logs import configure
@@ -42,6 +42,14 @@ def _parser() -> argparse.ArgumentParser:
     _quarantine(sub, common)
     _rules(sub, common)
     _outbound(sub, common)
+    sp = sub.add_parser("sla", parents=[common], help="service levels").add_subparsers(
+        dest="sla_command", required=True)
+    report = sp.add_parser("report", parents=[common], help="met, breached, at risk")
+    report.add_argument("--format", choices=["table", "json"], default="table")
+    report.set_defaults(handler=commands_sla.report)
+    explain = sp.add_parser("explain", parents=[common], help="one ticket's clocks")
+    explain.add_argument("number")
+    explain.set_defaults(handler=commands_sla.explain)
     demo = sub.add_parser("demo", parents=[common],
                           help="embedded IMAP + SMTP on loopback, the dev corpus, tickets out")
     demo.add_argument("--corpus", type=Path, default=None, help="directory of .eml files")
@@ -71,6 +79,10 @@ def _tickets(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     show = tp.add_parser("show", parents=[common], help="show one ticket")
     show.add_argument("number")
     show.set_defaults(handler=commands.tickets_show)
+    status = tp.add_parser("set-status", parents=[common], help="change a ticket's status")
+    status.add_argument("number")
+    status.add_argument("status", choices=["new", "open", "pending", "resolved", "closed"])
+    status.set_defaults(handler=commands_sla.set_status)
     exp = tp.add_parser("export", parents=[common], help="export tickets")
     exp.add_argument("--format", choices=["jsonl"], default="jsonl")
     exp.add_argument("--output", type=Path, default=None, help="file (default stdout)")

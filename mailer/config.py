@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from mailer.errors import ConfigError
+from mailer.sla.policy import SlaConfig, parse_sla
 
 SECURITY_MODES = ("ssl", "starttls", "none")
 DEFAULT_CONFIG = Path("config.toml")
@@ -81,6 +82,7 @@ class SchedulerConfig:
 
     poll_interval_seconds: int = 60
     send_interval_seconds: int = 10
+    sla_interval_seconds: int = 60
     retry_base_seconds: float = 5.0
     retry_max_seconds: float = 600.0
 
@@ -148,6 +150,7 @@ class Config:
     rules: RulesConfig = RulesConfig()
     outbound: OutboundConfig = OutboundConfig()
     agents: AgentsConfig = AgentsConfig()
+    sla: SlaConfig = dataclasses.field(default_factory=SlaConfig)
     source: str = "<defaults>"
 
 
@@ -191,6 +194,7 @@ def parse_config(data: Mapping[str, Any], source: str = "<string>") -> Config:
         rules=_section(data, "rules", RulesConfig, {"path": _is_nonempty}),
         outbound=_outbound(data),
         agents=_agents(data),
+        sla=parse_sla(data.get("sla")),
         source=source,
     )
 
@@ -310,6 +314,7 @@ def _support(data: Mapping[str, Any]) -> SupportConfig:
 def _scheduler(data: Mapping[str, Any]) -> SchedulerConfig:
     return _section(data, "scheduler", SchedulerConfig, {
         "poll_interval_seconds": _is_positive, "send_interval_seconds": _is_positive,
+        "sla_interval_seconds": _is_positive,
         "retry_base_seconds": _is_positive,
         "retry_max_seconds": _is_positive,
     })

@@ -19,6 +19,7 @@ from types import FrameType
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from mailer.app import App, ingest_once, reload_rules, send_once
+from mailer.sla.check import check_sla
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +40,18 @@ def send_job(app: App) -> None:
         log.info("outbox %s", " ".join(f"{k}={v}" for k, v in sorted(counts.items())))
 
 
+def sla_job(app: App) -> None:
+    """check-sla: reminders and escalations for every SLA event now due."""
+    counts = check_sla(app.engine, app.config, app.signer, datetime.now(UTC))
+    if counts:
+        log.info("sla %s", " ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+
+
 def jobs(app: App) -> dict[str, tuple[Callable[[], None], int]]:
-    """Job id -> (callable, interval seconds)."""
+    """Job id -> (callable, interval seconds), run in this order by ``run --once``."""
     sched = app.config.scheduler
     return {"poll-mailbox": (lambda: ingest_job(app), sched.poll_interval_seconds),
+            "check-sla": (lambda: sla_job(app), sched.sla_interval_seconds),
             "send-outbox": (lambda: send_job(app), sched.send_interval_seconds)}
 
 

@@ -90,6 +90,17 @@ class Ticket(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
     last_customer_at: datetime | None = None
     first_response_at: datetime | None = None
+    sla_state: dict[str, Any] = Field(default_factory=_dict,
+                                      sa_column=Column(JSON, nullable=False))
+    first_response_due_at: datetime | None = None
+    next_update_due_at: datetime | None = None
+    resolution_due_at: datetime | None = None
+    sla_next_at: datetime | None = Field(default=None, index=True)
+    breached_at: datetime | None = None
+    breached_targets: list[str] = Field(default_factory=_list,
+                                        sa_column=Column(JSON, nullable=False))
+    paused_since: datetime | None = None
+    paused_seconds: float = 0.0
 
     @property
     def number(self) -> str:

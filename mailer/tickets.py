@@ -18,6 +18,8 @@ from mailer.ingest.mail import Address, ParsedMail
 from mailer.models import Message, Ticket, TicketEvent, utcnow
 from mailer.rules.classify import Classification
 from mailer.rules.engine import raise_urgency
+from mailer.sla import service as sla_service
+from mailer.sla.policy import SlaConfig
 
 OPEN_STATES = ("new", "open", "pending")
 _INSERT_EVENT = insert(TicketEvent.__table__)  # type: ignore[attr-defined]
@@ -62,7 +64,8 @@ def by_message_id(session: Session, message_id: str) -> TicketRef | None:
 
 
 def open_ticket(session: Session, mail: ParsedMail, support: tuple[str, ...],
-                found: Classification | None = None) -> TicketRef:
+                found: Classification | None = None,
+                sla: SlaConfig | None = None) -> TicketRef:
     """Open a ticket for ``mail`` (whose sender is the requester), classified as ``found``."""
     sender = mail.from_ or Address("", "")
     now = utcnow()
@@ -77,6 +80,10 @@ def open_ticket(session: Session, mail: ParsedMail, support: tuple[str, ...],
         values.update(language=found.language, category=found.decision.category,
                       urgency=found.urgency, tags=list(found.tags), entities=found.entities,
                       queue=found.decision.queue, sla_policy=found.decision.sla)
+    sla = sla or SlaConfig()
+    policy = sla.choose(values["sla_policy"], values["category"], values["urgency"])
+    values.update({"breached_targets": [], "paused_seconds": 0.0,
+                   **sla_service.initial(sla, policy, now)})
     ticket_id = _insert(session, Ticket, values)
     return TicketRef(ticket_id, f"T-{ticket_id:06d}", "new", sender.address, tuple(people))
 
@@ -105,7 +112,8 @@ def _participants(mail: ParsedMail, support: tuple[str, ...]) -> list[str]:
 
 def note_customer_mail(session: Session, ticket_id: int, mail: ParsedMail,
                        support: tuple[str, ...], reopen: bool,
-                       found: Classification | None = None) -> bool:
+                       found: Classification | None = None,
+                       sla: SlaConfig | None = None) -> bool:
     """Record a customer's mail on the ticket; reopen it if resolved. True if reopened.
 
     A reply's classification only adds: urgency rises, tags and entities accumulate, and
@@ -115,11 +123,18 @@ def note_customer_mail(session: Session, ticket_id: int, mail: ParsedMail,
     assert row is not None
     row.participants = list(dict.fromkeys([*row.participants, *_participants(mail, support)]))
     row.updated_at = row.last_customer_at = utcnow()
+    sla = sla or SlaConfig()
     if found is not None:
+        before = row.urgency
         _merge(row, found)
+        if row.urgency != before:  # tighter targets for a more urgent ticket
+            sla_service.retarget(sla, row, sla.choose(found.decision.sla, row.category,
+                                                      row.urgency))
     reopened = reopen and row.status == "resolved"
     if reopened:
-        row.status = "open"
+        sla_service.set_status(sla, row, "open", utcnow())
+    if reopen:  # a person wrote (not an auto-reply): the next-update clock starts
+        sla_service.customer_replied(sla, row, utcnow())
     session.add(row)
     return reopened
 

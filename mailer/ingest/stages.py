@@ -134,12 +134,13 @@ class StoreStage:
                                 inbound_id=ctx.inbound_id)
             return
         if ctx.ticket_id is None:
-            ref = tickets.open_ticket(session, mail, support, found)
+            ref = tickets.open_ticket(session, mail, support, found, services.config.sla)
             ctx.ticket_id, ctx.ticket_number, ctx.outcome = ref.id, ref.number, "opened"
         else:
             human = ctx.kind == "customer"
             reopened = tickets.note_customer_mail(session, ctx.ticket_id, mail, support,
-                                                  reopen=human, found=found if human else None)
+                                                  reopen=human, found=found if human else None,
+                                                  sla=services.config.sla)
             ctx.outcome = "reopened" if reopened else "appended"
         tickets.record_event(session, ctx.ticket_id, ctx.outcome, message_id=mail.message_id,
                              message_kind=ctx.kind, notes=ctx.notes, **_why(ctx))

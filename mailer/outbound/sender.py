@@ -21,6 +21,7 @@ from mailer.ingest.mail import Address, ParsedMail
 from mailer.models import Customer, Outbox, Ticket, utcnow
 from mailer.outbound.compose import compose
 from mailer.outbound.outbox import backoff, claim_due, recover_stale
+from mailer.sla.service import agent_replied
 from mailer.smtp import SendResult, send_batch_sync
 from mailer.templates.render import Rendered, Renderer
 
@@ -109,8 +110,8 @@ def _on_ticket(session: Session, row: Outbox, rendered: Rendered, config: Config
                         direction="out")
     if row.kind == "reply":
         ticket = session.get(Ticket, row.ticket_id)
-        if ticket is not None and ticket.first_response_at is None:
-            ticket.first_response_at = row.sent_at
+        if ticket is not None:
+            agent_replied(config.sla, ticket, row.sent_at or utcnow())
             ticket.status = "open" if ticket.status == "new" else ticket.status
             session.add(ticket)
 

@@ -72,5 +72,5 @@ def test_example_values_are_the_built_in_defaults():
     example = load_config(Path(__file__).resolve().parents[2] / "config.example.toml")
     defaults = parse_config({})
     for section in ("database", "smtp", "storage", "support", "scheduler", "logging", "rules",
-                    "outbound", "agents"):
+                    "outbound", "agents", "sla"):
         assert getattr(example, section) == getattr(defaults, section), section
