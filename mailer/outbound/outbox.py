@@ -44,20 +44,33 @@ class OutboundMail:
     context: dict[str, Any] = field(default_factory=dict)
 
 
-def enqueue(session: Session, item: OutboundMail, now: datetime | None = None) -> bool:
-    """Add ``item`` unless its key exists; True if it was added."""
-    now = now or utcnow()
-    values = {
+def _values(item: OutboundMail, now: datetime) -> dict[str, Any]:
+    return {
         "dedupe_key": item.key, "kind": item.kind, "automatic": item.automatic,
         "ticket_id": item.ticket_id, "to_addr": item.to.lower(), "template": item.template,
         "language": item.language, "context": item.context, "message_id": item.message_id,
         "in_reply_to": item.in_reply_to, "references": list(item.references),
         "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}
-    table = Outbox.__table__  # type: ignore[attr-defined]
-    dialect = session.get_bind().dialect.name
-    make = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = make(table).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"])
-    return bool(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
+
+
+_TABLE = Outbox.__table__  # type: ignore[attr-defined]
+# One compiled statement per dialect: INSERT ... ON CONFLICT (dedupe_key) DO NOTHING.
+_INSERT = {name: make(_TABLE).on_conflict_do_nothing(index_elements=["dedupe_key"])
+           for name, make in (("postgresql", pg_insert), ("sqlite", sqlite_insert))}
+
+
+def enqueue(session: Session, item: OutboundMail, now: datetime | None = None) -> bool:
+    """Add ``item`` unless its key exists; True if it was added."""
+    stmt = _INSERT[session.get_bind().dialect.name]
+    result = session.execute(stmt, _values(item, now or utcnow()))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def insert_many(session: Session, items: list[OutboundMail], now: datetime) -> None:
+    """Enqueue many mails in one executemany; existing keys are skipped."""
+    if items:
+        stmt = _INSERT[session.get_bind().dialect.name]
+        session.execute(stmt, [_values(item, now) for item in items])
 
 
 def recover_stale(engine: Engine, now: datetime, lease_seconds: float) -> int:

@@ -60,27 +60,6 @@ def dump(clocks: dict[str, Clock]) -> dict[str, Any]:
     return {name: clock.to_json() for name, clock in clocks.items()}
 
 
-def pending_events(clocks: dict[str, Clock], calendar: Calendar, reminders: tuple[int, ...],
-                   now: datetime) -> list[tuple[str, str, datetime]]:
-    """(clock, tag, instant) of events due at ``now`` and not fired yet."""
-    out = []
-    for clock in clocks.values():
-        if clock.done:
-            continue
-        for tag, at in clock.events(calendar, reminders):
-            if tag not in clock.fired and at <= now:
-                out.append((clock.name, tag, at))
-    return out
-
-
-def next_event(clocks: dict[str, Clock], calendar: Calendar,
-               reminders: tuple[int, ...]) -> datetime | None:
-    """The earliest unfired event of the running clocks (None: nothing to watch)."""
-    upcoming = [at for clock in clocks.values() if not clock.done
-                for tag, at in clock.events(calendar, reminders) if tag not in clock.fired]
-    return min(upcoming, default=None)
-
-
 def mark_fired(clock: Clock, tags: list[str]) -> Clock:
     """The clock with ``tags`` remembered as fired."""
     return dataclasses.replace(clock, fired=tuple(dict.fromkeys([*clock.fired, *tags])))

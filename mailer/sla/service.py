@@ -22,26 +22,28 @@ def initial(sla: SlaConfig, policy_name: str, created: datetime) -> dict[str, An
     policy = sla.policy(policy_name)
     state = {name: Clock(name, created, policy.target_seconds(name))
              for name in ("first_response", "resolution")}
-    return {"sla_policy": policy.name, **_columns(sla, policy.name, state, "new")}
+    return {"sla_policy": policy.name, **columns(sla, policy.name, state, "new")}
 
 
-def _columns(sla: SlaConfig, policy_name: str, state: dict[str, Clock],
-             status: str) -> dict[str, Any]:
+def columns(sla: SlaConfig, policy_name: str, state: dict[str, Clock], status: str,
+            schedule: dict[str, list[tuple[str, datetime]]] | None = None) -> dict[str, Any]:
+    """The due columns and ``sla_next_at`` for ``state`` (``schedule``: its events, if known)."""
     calendar = sla.calendar(sla.policy(policy_name).calendar)
-    due = {f"{name}_due_at": (c.due(calendar) if not c.done else None)
+    schedule = schedule or {n: c.events(calendar, sla.reminders) for n, c in state.items()}
+    due = {f"{name}_due_at": schedule[name][-1][1] if not c.done else None
            for name, c in state.items()}
-    watching = status in ACTIVE
+    upcoming = [at for name, c in state.items() if not c.done
+                for tag, at in schedule[name] if tag not in c.fired]
     return {"sla_state": clocks.dump(state),
             "first_response_due_at": due.get("first_response_due_at"),
             "next_update_due_at": due.get("next_update_due_at"),
             "resolution_due_at": due.get("resolution_due_at"),
-            "sla_next_at": clocks.next_event(state, calendar, sla.reminders) if watching
-            else None}
+            "sla_next_at": min(upcoming, default=None) if status in ACTIVE else None}
 
 
 def refresh(sla: SlaConfig, ticket: Ticket, state: dict[str, Clock]) -> None:
     """Store ``state`` and the derived columns on ``ticket``."""
-    for key, value in _columns(sla, ticket.sla_policy or sla.default_policy, state,
+    for key, value in columns(sla, ticket.sla_policy or sla.default_policy, state,
                                ticket.status).items():
         setattr(ticket, key, value)
 
