@@ -74,3 +74,31 @@ def test_example_values_are_the_built_in_defaults():
     for section in ("database", "smtp", "storage", "support", "scheduler", "logging", "rules",
                     "outbound", "agents", "sla"):
         assert getattr(example, section) == getattr(defaults, section), section
+
+
+@pytest.mark.parametrize(("sla", "key"), [
+    ({"default_policy": "nope"}, "sla.default_policy"),
+    ({"reminders": [0]}, "sla.reminders"),
+    ({"by_urgency": {"urgent": "standard"}}, "sla.by_urgency.urgent"),
+    ({"by_category": {"kyc": "nope"}}, "sla.by_category.kyc"),
+    ({"policies": {"p": {"calendar": "nope"}}}, "sla.policies.p.calendar"),
+    ({"policies": {"p": {"first_response_hours": -1}}}, "sla.policies.p.first_response_hours"),
+    ({"policies": {"p": {"colour": 1}}}, "sla.policies.p.colour"),
+    ({"calendars": {"w": {"timezone": "Mars/Base"}}}, "sla.calendars.w.timezone"),
+    ({"budget": 1}, "sla.budget"),
+])
+def test_sla_errors_name_the_key(sla, key):
+    with pytest.raises(ConfigError) as info:
+        parse_config({"sla": sla})
+    assert info.value.key == key
+
+
+def test_sla_policy_choice_order():
+    sla = parse_config({"sla": {
+        "policies": {"vip": {"first_response_hours": 2}},
+        "by_category": {"kyc": "vip"}}}).sla
+    assert sla.choose("critical", "kyc", "low") == "critical"  # the rules' choice first
+    assert sla.choose(None, "kyc", "critical") == "vip"        # then by category
+    assert sla.choose(None, "api", "high") == "urgent"         # then by urgency
+    assert sla.choose(None, "api", "normal") == "standard"     # then the default
+    assert sla.policy("vip").target_seconds("first_response") == 7200
