@@ -28,6 +28,7 @@ from mailer.ids import IdSigner
 from mailer.ingest.imap import ImapSource, MailSource
 from mailer.ingest.poll import PollResult, poll_mailbox
 from mailer.ingest.process import Runner, process_pending
+from mailer.leases import mailbox_lease
 from mailer.models import Setting
 from mailer.outbound.sender import send_due
 from mailer.pipeline import Stage, build_pipeline
@@ -134,20 +135,27 @@ def poll_once(app: App, now: float | None = None) -> list[PollResult]:
     now = time.monotonic() if now is None else now
     results = []
     for box in app.config.mailboxes:
-        if app.backoff.get(box.name, (0, 0.0))[1] > now:
-            continue
-        try:
-            result = poll_mailbox(app.engine, app.source_factory(box), box,
-                                  app.config.storage.max_message_bytes)
-        except ImapConnectError as exc:
-            _failed(app, box.name, str(exc), now)
-            continue
-        app.poll_errors.pop(box.name, None)
-        app.backoff.pop(box.name, None)
-        log.info("mailbox=%s fetched=%d stored=%d duplicates=%d too_large=%d", box.name,
-                 result.fetched, result.stored, result.duplicates, result.too_large)
-        results.append(result)
+        with mailbox_lease(app.engine, box.name) as held:
+            result = _poll_box(app, box, now) if held else None
+        if result is not None:
+            results.append(result)
     return results
+
+
+def _poll_box(app: App, box: MailboxConfig, now: float) -> PollResult | None:
+    if app.backoff.get(box.name, (0, 0.0))[1] > now:
+        return None
+    try:
+        result = poll_mailbox(app.engine, app.source_factory(box), box,
+                              app.config.storage.max_message_bytes)
+    except ImapConnectError as exc:
+        _failed(app, box.name, str(exc), now)
+        return None
+    app.poll_errors.pop(box.name, None)
+    app.backoff.pop(box.name, None)
+    log.info("mailbox=%s fetched=%d stored=%d duplicates=%d too_large=%d", box.name,
+             result.fetched, result.stored, result.duplicates, result.too_large)
+    return result
 
 
 def _failed(app: App, name: str, error: str, now: float) -> None:
@@ -166,6 +174,17 @@ def process_once(app: App, limit: int | None = None) -> Counter[str]:
 
 
 def ingest_once(app: App, now: float | None = None) -> tuple[list[PollResult], Counter[str]]:
-    """One tick of the ingest job: poll every mailbox, then process what arrived."""
-    results = poll_once(app, now)
-    return results, process_once(app)
+    """One tick of the ingest job: for each mailbox whose lease we get, poll it and process
+    its mail (in arrival order, so a reply never overtakes the mail it answers)."""
+    now = time.monotonic() if now is None else now
+    results: list[PollResult] = []
+    counts: Counter[str] = Counter()
+    for box in app.config.mailboxes:
+        with mailbox_lease(app.engine, box.name) as held:
+            if not held:
+                continue
+            result = _poll_box(app, box, now)
+            counts += process_pending(runner(app), mailbox=box.name)
+        if result is not None:
+            results.append(result)
+    return results, counts

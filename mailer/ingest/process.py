@@ -40,11 +40,14 @@ class Outcome:
     outcome: str
 
 
-def pending_ids(engine: Engine, limit: int | None = None) -> list[int]:
-    """Ids of inbound rows waiting to be processed, oldest first."""
+def pending_ids(engine: Engine, limit: int | None = None,
+                mailbox: str | None = None) -> list[int]:
+    """Ids of inbound rows waiting to be processed (of one mailbox), oldest first."""
     with Session(engine) as session:
         stmt = orm_select(Inbound.id).where(Inbound.status == "received").order_by(
             col(Inbound.id))
+        if mailbox is not None:
+            stmt = stmt.where(Inbound.mailbox == mailbox)
         return [i for i in session.exec(stmt.limit(limit)) if i is not None]
 
 
@@ -65,10 +68,11 @@ _TABLE = Inbound.__table__  # type: ignore[attr-defined]
 _UPDATE_ROW = update(_TABLE).where(_TABLE.c.id == bindparam("row_id"))
 
 
-def process_pending(runner: Runner, limit: int | None = None) -> Counter[str]:
-    """Process every pending row; returns a count per outcome."""
+def process_pending(runner: Runner, limit: int | None = None,
+                    mailbox: str | None = None) -> Counter[str]:
+    """Process every pending row (of one mailbox); returns a count per outcome."""
     counts: Counter[str] = Counter()
-    ids = pending_ids(runner.engine, limit)
+    ids = pending_ids(runner.engine, limit, mailbox)
     for start in range(0, len(ids), BATCH):
         for result in process_batch(runner, ids[start:start + BATCH]):
             counts[result.outcome if result.status == "processed" else result.status] += 1

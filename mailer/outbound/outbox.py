@@ -94,7 +94,9 @@ def claim_due(engine: Engine, now: datetime, limit: int) -> list[Outbox]:
         rows = list(session.exec(
             select(Outbox).where(col(Outbox.status) == "pending",
                                  col(Outbox.next_attempt_at) <= now)
-            .order_by(col(Outbox.next_attempt_at), col(Outbox.id)).limit(limit)))
+            .order_by(col(Outbox.next_attempt_at), col(Outbox.id)).limit(limit)
+            # Several daemons: each claims different rows (PostgreSQL; SQLite ignores it).
+            .with_for_update(skip_locked=True)))
         for row in rows:
             row.status, row.claimed_at = "sending", now
             session.add(row)

@@ -52,7 +52,8 @@ def check_sla(engine: Engine, config: Config, signer: IdSigner, now: datetime) -
     while True:
         with Session(engine) as session:
             due = session.execute(select(*_COLUMNS).where(_T.c.sla_next_at <= now)
-                                  .order_by(_T.c.sla_next_at).limit(BATCH)).all()
+                                  .order_by(_T.c.sla_next_at).limit(BATCH)
+                                  .with_for_update(skip_locked=True)).all()
             batch = _Batch()
             for row in due:
                 _handle(session, config, signer, row, now, batch)
