@@ -56,6 +56,7 @@ class App:
     sender: MailSender
     poll_errors: dict[str, str] = field(default_factory=dict)
     backoff: dict[str, tuple[int, float]] = field(default_factory=dict)
+    poll_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def build_app(config: Config, source_factory: SourceFactory | None = None,
@@ -145,12 +146,15 @@ def poll_once(app: App, now: float | None = None) -> list[PollResult]:
 def _poll_box(app: App, box: MailboxConfig, now: float) -> PollResult | None:
     if app.backoff.get(box.name, (0, 0.0))[1] > now:
         return None
+    started = time.monotonic()
     try:
         result = poll_mailbox(app.engine, app.source_factory(box), box,
                               app.config.storage.max_message_bytes)
     except ImapConnectError as exc:
         _failed(app, box.name, str(exc), now)
         return None
+    finally:
+        app.poll_seconds[box.name] = time.monotonic() - started
     app.poll_errors.pop(box.name, None)
     app.backoff.pop(box.name, None)
     log.info("mailbox=%s fetched=%d stored=%d duplicates=%d too_large=%d", box.name,

@@ -50,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     explain = sp.add_parser("explain", parents=[common], help="one ticket's clocks")
     explain.add_argument("number")
     explain.set_defaults(handler=commands_sla.explain)
+    sub.add_parser("doctor", parents=[common], help="check config, database, IMAP, SMTP"
+                   ).set_defaults(handler=commands.doctor)
     demo = sub.add_parser("demo", parents=[common],
                           help="embedded IMAP + SMTP on loopback, the dev corpus, tickets out")
     demo.add_argument("--corpus", type=Path, default=None, help="directory of .eml files")

@@ -271,3 +271,15 @@ def customers_set_code(args: argparse.Namespace) -> int:
         session.commit()
     print(f"anti-phishing code set for {address}")
     return 0
+
+
+def doctor(args: argparse.Namespace) -> int:
+    """``mailer doctor``: say what works and what does not."""
+    from mailer.doctor import run
+
+    results = run(args.loaded_config)
+    for what, ok, detail in results:
+        print(f"[{'ok' if ok else 'FAIL'}] {what}: {_oneline(detail)}")
+    failed = sum(1 for _, ok, _ in results if not ok)
+    print("all checks passed" if not failed else f"{failed} check(s) failed")
+    return 0 if not failed else 1

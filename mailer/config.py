@@ -130,6 +130,13 @@ class RulesConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class OpsConfig:
+    """The loopback HTTP endpoints /metrics and /healthz (unset: not served)."""
+
+    listen: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class LoggingConfig:
     """Log level and format."""
 
@@ -151,6 +158,7 @@ class Config:
     outbound: OutboundConfig = OutboundConfig()
     agents: AgentsConfig = AgentsConfig()
     sla: SlaConfig = dataclasses.field(default_factory=SlaConfig)
+    ops: OpsConfig = OpsConfig()
     source: str = "<defaults>"
 
 
@@ -195,6 +203,7 @@ def parse_config(data: Mapping[str, Any], source: str = "<string>") -> Config:
         outbound=_outbound(data),
         agents=_agents(data),
         sla=parse_sla(data.get("sla")),
+        ops=_ops(data),
         source=source,
     )
 
@@ -353,6 +362,15 @@ def _agents(data: Mapping[str, Any]) -> AgentsConfig:
     return AgentsConfig(tuple(a.lower() for a in agents.addresses),
                         tuple(d.lower().lstrip("@") for d in agents.domains),
                         agents.queue_address)
+
+
+def _ops(data: Mapping[str, Any]) -> OpsConfig:
+    ops = _section(data, "ops", OpsConfig, {"listen": _is_nonempty})
+    if ops.listen is not None:
+        host, _, port = ops.listen.rpartition(":")
+        if not (_is_loopback(host.strip("[]")) and port.isdigit() and 0 < int(port) < 65536):
+            raise ConfigError("ops.listen", f"expected a loopback host:port, got {ops.listen!r}")
+    return ops
 
 
 def _is_level(v: Any) -> bool:

@@ -19,6 +19,7 @@ from types import FrameType
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from mailer.app import App, ingest_once, reload_rules, send_once
+from mailer.ops import serve
 from mailer.sla.check import check_sla
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,8 @@ def run_forever(app: App, stop: threading.Event | None = None) -> None:
                           max_instances=1, next_run_time=datetime.now(UTC))
     previous = _install_handlers(stop)
     install_reload(app)
+    server = serve(app.config.ops.listen, app.engine, lambda: dict(app.poll_seconds)) \
+        if app.config.ops.listen else None
     scheduler.start()
     log.info("daemon started with jobs %s", ", ".join(jobs(app)))
     try:
@@ -78,6 +81,9 @@ def run_forever(app: App, stop: threading.Event | None = None) -> None:
     finally:
         log.info("shutting down: waiting for running jobs")
         scheduler.shutdown(wait=True)
+        if server is not None:
+            server.shutdown()
+            server.server_close()
         _restore_handlers(previous)
         app.engine.dispose()
         log.info("daemon stopped")

@@ -130,3 +130,49 @@ def test_agent_cli_reply_note_code_and_outbox(config_file, dovecot, imap_user, c
     assert main(["outbox", "retry", "1", "--config", str(config_file)]) == 1  # still pending
     assert main(["--config", str(config_file), "tickets", "show", "T-000001"]) == 0
     assert "note" in capsys.readouterr().out
+
+
+def test_doctor_says_what_works_and_what_does_not(config_file, dovecot, imap_user, capsys,
+                                                  monkeypatch):
+    from tests.smtp_sink import SmtpSink
+
+    with SmtpSink() as sink:
+        with open(config_file, "a") as fh:
+            fh.write(f'[smtp]\nhost = "127.0.0.1"\nport = {sink.port}\n')
+        assert main(["doctor", "--config", str(config_file)]) == 0
+        out = capsys.readouterr().out
+        assert "[ok] mailbox support" in out and "[ok] smtp" in out and "all checks passed" in out
+    monkeypatch.setenv(PASSWORD_ENV, "wrong-password")
+    assert main(["doctor", "--config", str(config_file)]) == 1
+    out = capsys.readouterr().out
+    assert "[FAIL] mailbox support" in out and "wrong-password" not in out
+    assert "[FAIL] smtp" in out  # the sink is gone
+
+
+def test_metrics_and_healthz_endpoints(config_file, dovecot, imap_user):
+    import urllib.request
+
+    from mailer.app import build_app
+    from mailer.config import load_config
+    from mailer.ops import serve
+    from tests.servers import free_port
+
+    dovecot.append(imap_user.address, "INBOX", GOOD)
+    dovecot.append(imap_user.address, "INBOX", SPAM)
+    assert main(["poll-once", "--config", str(config_file)]) == 0
+    app = build_app(load_config(config_file))
+    port = free_port()
+    server = serve(f"127.0.0.1:{port}", app.engine, lambda: {"support": 0.25})
+    try:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+        health = urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz")
+        assert health.status == 200
+    finally:
+        server.shutdown()
+        server.server_close()
+        app.engine.dispose()
+    assert "mailer_mails_ingested 1" in body
+    assert "mailer_mails_quarantined 1" in body
+    assert 'mailer_tickets{state="new"} 1' in body
+    assert "mailer_outbox_depth 1" in body  # the acknowledgement, not sent yet
+    assert 'mailer_poll_seconds{mailbox="support"} 0.25' in body

@@ -72,7 +72,7 @@ def test_example_values_are_the_built_in_defaults():
     example = load_config(Path(__file__).resolve().parents[2] / "config.example.toml")
     defaults = parse_config({})
     for section in ("database", "smtp", "storage", "support", "scheduler", "logging", "rules",
-                    "outbound", "agents", "sla"):
+                    "outbound", "agents", "sla", "ops"):
         assert getattr(example, section) == getattr(defaults, section), section
 
 
@@ -102,3 +102,10 @@ def test_sla_policy_choice_order():
     assert sla.choose(None, "api", "high") == "urgent"         # then by urgency
     assert sla.choose(None, "api", "normal") == "standard"     # then the default
     assert sla.policy("vip").target_seconds("first_response") == 7200
+
+
+@pytest.mark.parametrize("listen", ["0.0.0.0:9108", "10.1.2.3:80", "127.0.0.1", "127.0.0.1:x"])
+def test_ops_listen_is_loopback_only(listen):
+    with pytest.raises(ConfigError) as info:
+        parse_config({"ops": {"listen": listen}})
+    assert info.value.key == "ops.listen"
