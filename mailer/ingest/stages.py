@@ -88,6 +88,8 @@ class ThreadStage:
                                  message_id=ctx.mail.message_id)
             ctx.notes.append(f"refused:{refusal.ticket.number}:{refusal.method}")
         if match.ticket is not None and match.ticket.status == "closed":
+            if ctx.kind == "auto_reply":  # an out-of-office never opens a ticket
+                raise Discard("auto-reply-to-closed-ticket")
             ctx.notes.append(f"follow-up-of:{match.ticket.number}")
             return
         if match.ticket is not None:

@@ -177,3 +177,11 @@ def test_the_same_mail_twice_in_one_poll_is_stored_once(app):
     assert first.status == "processed" and second.status == "duplicate"
     assert second.duplicate_of == first.id and second.raw is None
     assert len(tickets) == 1
+
+
+def test_out_of_office_to_a_closed_ticket_opens_nothing(app):
+    _, first = send(app)
+    set_status(app, first, "closed")
+    row, ticket = send(app, subject=f"Out of office: [#{first.number}]",
+                       headers="Auto-Submitted: auto-replied\r\n")
+    assert ticket is None and row.status == "discarded"
