@@ -98,6 +98,42 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'mailer.db'}"
 
 
+TEST_DB = os.environ.get("MAILER_TEST_DB", "sqlite")
+
+
+@contextlib.contextmanager
+def _store(tmp: Path) -> Iterator[str]:
+    """A migrated database: SQLite in ``tmp``, or a fresh PostgreSQL one when the
+    environment says ``MAILER_TEST_DB=postgresql`` (CI runs the suite both ways)."""
+    from mailer import db
+
+    if TEST_DB == "postgresql":
+        try:
+            with temporary_pg_database() as url:
+                db.upgrade(url)
+                yield url
+        except ServerUnavailableError as exc:
+            unavailable(str(exc))
+        return
+    url = f"sqlite:///{tmp / 'mailer.db'}"
+    db.upgrade(url)
+    yield url
+
+
+@pytest.fixture
+def store_url(tmp_path: Path) -> Iterator[str]:
+    """The database the test's daemon uses (see `_store`)."""
+    with _store(tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def module_store_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`store_url` shared by a module."""
+    with _store(tmp_path_factory.mktemp("store")) as url:
+        yield url
+
+
 @pytest.fixture(scope="session")
 def corpus_dir() -> Path:
     """The labelled dev corpus: ``$MAILER_CORPUS_DIR`` or ``../shared/corpus/dev``."""

@@ -32,14 +32,6 @@ def make_config(user: ImapUser, url: str, tmp: Path, storage: dict[str, Any] | N
 
 
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    """A migrated SQLite database in the test's temp dir."""
-    url = f"sqlite:///{tmp_path / 'mailer.db'}"
-    db.upgrade(url)
-    return url
-
-
-@pytest.fixture
 def make_app(tmp_path: Path, imap_user: ImapUser,
              monkeypatch: pytest.MonkeyPatch) -> Callable[..., App]:
     """Build an App against the test mailbox; call with ``url=`` and mailbox overrides."""
@@ -54,6 +46,14 @@ def make_app(tmp_path: Path, imap_user: ImapUser,
     yield factory
     for app in apps:
         app.engine.dispose()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> str:
+    """A migrated SQLite database, whatever MAILER_TEST_DB says."""
+    url = f"sqlite:///{tmp_path / 'mailer.db'}"
+    db.upgrade(url)
+    return url
 
 
 @pytest.fixture

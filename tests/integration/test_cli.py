@@ -21,13 +21,25 @@ GOOD = (b"From: Ann <ann@example.com>\r\nTo: support@exchange.example\r\n"
         b"Content-Type: text/plain; charset=utf-8\r\n\r\nmy withdrawal is stuck\r\n")
 
 
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """main() configures logging for the process; put the test runner's setup back."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
 @pytest.fixture
-def config_file(tmp_path, imap_user, monkeypatch):
+def config_file(tmp_path, store_url, imap_user, monkeypatch):
     monkeypatch.setenv(PASSWORD_ENV, imap_user.password)
     path = tmp_path / "config.toml"
     path.write_text(f"""
 [database]
-url = "sqlite:///{tmp_path / 'cli.db'}"
+url = "{store_url}"
 [[mailboxes]]
 name = "support"
 host = "{imap_user.host}"

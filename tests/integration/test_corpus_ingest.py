@@ -47,7 +47,7 @@ def deliver_corpus(app: App, dovecot: Dovecot, user: ImapUser, corpus: Path) -> 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_corpus_ends_as_labelled(backend, request, make_app, dovecot, imap_user, corpus_dir):
-    url = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "migrated_pg_url")
+    url = request.getfixturevalue("sqlite_store" if backend == "sqlite" else "migrated_pg_url")
     app = make_app(url)
     by_file = deliver_corpus(app, dovecot, imap_user, corpus_dir)
     labels = {label.file: label for label in load_labels(corpus_dir)}
@@ -89,8 +89,8 @@ def _check_outcome(session, label, row, rows, first_inbound):
         pytest.fail(f"unknown expectation {label.expect}")
 
 
-def test_corpus_decodes_without_mojibake(make_app, sqlite_url, dovecot, imap_user, corpus_dir):
-    app = make_app(sqlite_url)
+def test_corpus_decodes_without_mojibake(make_app, store_url, dovecot, imap_user, corpus_dir):
+    app = make_app(store_url)
     by_file = deliver_corpus(app, dovecot, imap_user, corpus_dir)
     with Session(app.engine) as session:
         for label in load_labels(corpus_dir):
@@ -113,8 +113,8 @@ def _assert_clean(label, subject: str, text: str) -> None:
         assert re.search(script, subject + text.lower()), f"{where}: no {label.language} text"
 
 
-def test_repoll_creates_nothing(make_app, sqlite_url, dovecot, imap_user, corpus_dir):
-    app = make_app(sqlite_url)
+def test_repoll_creates_nothing(make_app, store_url, dovecot, imap_user, corpus_dir):
+    app = make_app(store_url)
     deliver_corpus(app, dovecot, imap_user, corpus_dir)
     with Session(app.engine) as session:
         before = (len(session.exec(select(Inbound)).all()), len(session.exec(select(Ticket)).all()))

@@ -7,7 +7,6 @@ from datetime import timedelta
 import pytest
 from sqlmodel import Session, select
 
-from mailer import db
 from mailer.app import build_app, ingest_once, send_once
 from mailer.config import parse_config
 from mailer.corpus import load_labels, load_tokens, rewrite
@@ -28,9 +27,7 @@ def sink():
 class Desk:
     """The daemon wired to a fake mailbox and a real SMTP sink, driven one tick at a time."""
 
-    def __init__(self, tmp_path, sink, **outbound):
-        url = f"sqlite:///{tmp_path / 'm.db'}"
-        db.upgrade(url)
+    def __init__(self, tmp_path, url, sink, **outbound):
         self.source, self.sink = FakeSource(), sink
         self.config = parse_config({
             "database": {"url": url},
@@ -68,8 +65,8 @@ class Desk:
 
 
 @pytest.fixture
-def desk(tmp_path, sink):
-    d = Desk(tmp_path, sink)
+def desk(tmp_path, store_url, sink):
+    d = Desk(tmp_path, store_url, sink)
     yield d
     d.app.engine.dispose()
 

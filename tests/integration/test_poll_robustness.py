@@ -36,29 +36,29 @@ class DiesBeforeFlagging(ImapSource):
         raise Killed
 
 
-def test_kill_between_commit_and_flag_creates_no_duplicate(make_app, sqlite_url, dovecot,
+def test_kill_between_commit_and_flag_creates_no_duplicate(make_app, store_url, dovecot,
                                                            imap_user, monkeypatch):
     for i in range(5):
         dovecot.append(imap_user.address, "INBOX", mail(i))
-    app = make_app(sqlite_url)
+    app = make_app(store_url)
     app.source_factory = lambda box: DiesBeforeFlagging(box, imap_user.password)
     with pytest.raises(Killed):
         poll_once(app)
     assert count(app, Inbound) == 5
     assert not any(b"\\Seen" in f for f in dovecot.flags(imap_user.address).values())
 
-    restarted = make_app(sqlite_url)
+    restarted = make_app(store_url)
     ingest_once(restarted)
     assert count(restarted, Inbound) == 5
     assert count(restarted, Ticket) == 5
     assert all(b"\\Seen" in f for f in dovecot.flags(imap_user.address).values())
 
 
-def test_dropped_connection_mid_poll_is_survived(make_app, sqlite_url, dovecot, imap_user):
+def test_dropped_connection_mid_poll_is_survived(make_app, store_url, dovecot, imap_user):
     for i in range(150):
         dovecot.append(imap_user.address, "INBOX", mail(i, body_size=2000))
     with DropProxy(dovecot.host, dovecot.port) as proxy:
-        app = make_app(sqlite_url, host=proxy.host, port=proxy.port)
+        app = make_app(store_url, host=proxy.host, port=proxy.port)
         proxy.drop_after_bytes(100 * 2000 + 60_000)  # inside the second fetch chunk
         results, _ = ingest_once(app)
         assert proxy.drops == 1 and results == [] and "support" in app.poll_errors
@@ -71,12 +71,12 @@ def test_dropped_connection_mid_poll_is_survived(make_app, sqlite_url, dovecot, 
     assert count(app, Ticket) == 150
 
 
-def test_uidvalidity_change_rescans_without_duplicates(make_app, sqlite_url, dovecot, imap_user):
+def test_uidvalidity_change_rescans_without_duplicates(make_app, store_url, dovecot, imap_user):
     mails = [mail(i) for i in range(4)]
     dovecot.create_folder(imap_user.address, "Support")
     for raw in mails:
         dovecot.append(imap_user.address, "Support", raw)
-    app = make_app(sqlite_url, folder="Support")
+    app = make_app(store_url, folder="Support")
     ingest_once(app)
     with dovecot.connect(imap_user.address) as client:
         before = client.select_folder("Support")[b"UIDVALIDITY"]
@@ -92,21 +92,21 @@ def test_uidvalidity_change_rescans_without_duplicates(make_app, sqlite_url, dov
     assert count(app, Inbound, Inbound.status == "duplicate") == 4
 
 
-def test_processed_folder_gets_the_mail_after_commit(make_app, sqlite_url, dovecot, imap_user):
+def test_processed_folder_gets_the_mail_after_commit(make_app, store_url, dovecot, imap_user):
     for i in range(3):
         dovecot.append(imap_user.address, "INBOX", mail(i))
-    app = make_app(sqlite_url, processed_folder="Done")
+    app = make_app(store_url, processed_folder="Done")
     ingest_once(app)
     assert dovecot.uids(imap_user.address, "INBOX") == []
     assert len(dovecot.uids(imap_user.address, "Done")) == 3
     assert count(app, Ticket) == 3
 
 
-def test_oversized_mail_is_held_and_left_on_the_server(make_app, sqlite_url, dovecot,
+def test_oversized_mail_is_held_and_left_on_the_server(make_app, store_url, dovecot,
                                                        imap_user):
     dovecot.append(imap_user.address, "INBOX", mail(1, body_size=50_000))
     dovecot.append(imap_user.address, "INBOX", mail(2))
-    app = make_app(sqlite_url, storage={"max_message_bytes": 10_000})
+    app = make_app(store_url, storage={"max_message_bytes": 10_000})
     ingest_once(app)
     with Session(app.engine) as session:
         big = session.exec(select(Inbound).where(Inbound.reason == "too-large")).one()
@@ -116,10 +116,10 @@ def test_oversized_mail_is_held_and_left_on_the_server(make_app, sqlite_url, dov
     assert b"\\Seen" not in flags[big.uid], "left untouched for a human"
 
 
-def test_each_run_respects_the_cap_oldest_first(make_app, sqlite_url, dovecot, imap_user):
+def test_each_run_respects_the_cap_oldest_first(make_app, store_url, dovecot, imap_user):
     for i in range(7):
         dovecot.append(imap_user.address, "INBOX", mail(i))
-    app = make_app(sqlite_url, max_per_run=3)
+    app = make_app(store_url, max_per_run=3)
     results, _ = ingest_once(app)
     assert results[0].fetched == 3 and results[0].more
     with Session(app.engine) as session:
@@ -130,8 +130,8 @@ def test_each_run_respects_the_cap_oldest_first(make_app, sqlite_url, dovecot, i
     assert count(app, Ticket) == 7
 
 
-def test_wrong_password_is_reported_not_raised(make_app, sqlite_url, imap_user, monkeypatch):
-    app = make_app(sqlite_url)
+def test_wrong_password_is_reported_not_raised(make_app, store_url, imap_user, monkeypatch):
+    app = make_app(store_url)
     monkeypatch.setenv("MAILER_TEST_IMAP_PASSWORD", "wrong")
     app.source_factory = lambda box: ImapSource(box, "wrong")
     results, _ = ingest_once(app)
@@ -139,8 +139,8 @@ def test_wrong_password_is_reported_not_raised(make_app, sqlite_url, imap_user, 
     assert "wrong" not in app.poll_errors["support"]
 
 
-def test_unreachable_server_backs_off(make_app, sqlite_url):
-    app = make_app(sqlite_url, port=1)
+def test_unreachable_server_backs_off(make_app, store_url):
+    app = make_app(store_url, port=1)
     ingest_once(app, now=0.0)
     first = app.backoff["support"]
     ingest_once(app, now=1.0)  # inside the backoff window: not retried

@@ -18,11 +18,11 @@ from tests.integration.conftest import PASSWORD_ENV, make_config
 from tests.smtp_sink import SmtpSink
 
 
-def test_round_trip_stays_on_one_ticket(sqlite_url, tmp_path, dovecot, imap_user,
+def test_round_trip_stays_on_one_ticket(store_url, tmp_path, dovecot, imap_user,
                                         monkeypatch):
     monkeypatch.setenv(PASSWORD_ENV, imap_user.password)
     with SmtpSink() as sink:
-        config = make_config(imap_user, sqlite_url, tmp_path)
+        config = make_config(imap_user, store_url, tmp_path)
         config = dataclasses.replace(
             config, smtp=dataclasses.replace(config.smtp, host=sink.host, port=sink.port),
             agents=AgentsConfig(("agent@exchange.example",), (), "queue@exchange.example"))

@@ -11,7 +11,6 @@ from collections import Counter
 import pytest
 from sqlmodel import Session, select
 
-from mailer import db
 from mailer.app import build_app, ingest_once
 from mailer.config import parse_config
 from mailer.corpus import load_labels, load_tokens, rewrite
@@ -25,10 +24,9 @@ ENTITY_FIELDS = ("txids", "order_ids", "addresses", "assets", "networks", "amoun
 
 
 @pytest.fixture(scope="module")
-def outcome(tmp_path_factory, corpus_dir):
+def outcome(tmp_path_factory, module_store_url, corpus_dir):
     tmp = tmp_path_factory.mktemp("rules")
-    url = f"sqlite:///{tmp / 'm.db'}"
-    db.upgrade(url)
+    url = module_store_url
     source = FakeSource()
     config = parse_config({
         "database": {"url": url}, "storage": {"attachments_dir": str(tmp / "att")},

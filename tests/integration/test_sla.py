@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import Session, col, select
 
-from mailer import db
 from mailer.app import build_app, ingest_once
 from mailer.config import parse_config
 from mailer.models import Outbox, Ticket
@@ -25,9 +24,8 @@ def berlin(day: int, hour: int, minute: int = 0) -> datetime:
 
 
 @pytest.fixture
-def desk(tmp_path):
-    url = f"sqlite:///{tmp_path / 'm.db'}"
-    db.upgrade(url)
+def desk(tmp_path, store_url):
+    url = store_url
     source = FakeSource()
     config = parse_config({
         "database": {"url": url},

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from sqlmodel import Session, select
 
-from mailer import db
 from mailer.app import build_app, ingest_once
 from mailer.config import parse_config
 from mailer.models import Inbound, Message, Ticket, TicketEvent
@@ -13,9 +12,8 @@ from tests.fakes import FakeSource
 
 
 @pytest.fixture
-def app(tmp_path):
-    url = f"sqlite:///{tmp_path / 'm.db'}"
-    db.upgrade(url)
+def app(tmp_path, store_url):
+    url = store_url
     source = FakeSource()
     config = parse_config({
         "database": {"url": url},
