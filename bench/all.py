@@ -61,6 +61,9 @@ def main() -> None:
     rows.append(f"| daemon ingesting a {int(backlog):,}-mail backlog (SQLite) | "
                 f"{big['e2e']['mails'] / big['e2e']['seconds']:,.0f} mails/s | "
                 f"{big['e2e']['peak_rss_mb']:.0f} MB |")
+    for r in run("daemons", "--mails", "1000" if args.quick else "3000")["rows"]:
+        rows.append(f"| ingest with {r['daemons']} daemon(s) on one PostgreSQL, one mailbox, "
+                    f"{r['mails']:,} mails | {r['mails_per_s']:,.0f} mails/s | |")
     rules = run("rules", "--mails", n)
     for r in rules["rows"]:
         rows.append(f"| {r['phase']} | {r['mails_per_s']:,} mails/s ({r['us_per_mail']} µs) | |")
