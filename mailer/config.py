@@ -74,6 +74,9 @@ class SupportConfig:
     addresses: tuple[str, ...] = ("support@exchange.example",)
     message_id_domain: str = "exchange.example"
     id_secret_env: str | None = None
+    authserv_id: str | None = None
+    flood_per_sender_per_hour: int = 30
+    flood_per_domain_per_hour: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,6 +271,11 @@ def _is_positive(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and v > 0
 
 
+def _is_count(v: Any) -> bool:
+    """a whole number >= 0"""
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
 def _is_str_list(v: Any) -> bool:
     """a list of non-empty strings"""
     return isinstance(v, list) and all(isinstance(x, str) and x for x in v)
@@ -314,10 +322,12 @@ def _storage(data: Mapping[str, Any]) -> StorageConfig:
 def _support(data: Mapping[str, Any]) -> SupportConfig:
     support = _section(data, "support", SupportConfig, {
         "addresses": _is_str_list, "message_id_domain": _is_nonempty,
-        "id_secret_env": _is_nonempty,
+        "id_secret_env": _is_nonempty, "authserv_id": _is_nonempty,
+        "flood_per_sender_per_hour": _is_positive,
+        "flood_per_domain_per_hour": _is_count,
     })
     lowered = tuple(a.strip().lower() for a in support.addresses)
-    return SupportConfig(lowered, support.message_id_domain, support.id_secret_env)
+    return dataclasses.replace(support, addresses=lowered)
 
 
 def _scheduler(data: Mapping[str, Any]) -> SchedulerConfig:

@@ -112,6 +112,7 @@ class Message(SQLModel, table=True):
     """One mail on a ticket, inbound or outbound."""
 
     __tablename__ = "message"
+    __table_args__ = (Index("ix_message_sender_recent", "from_addr", "created_at"),)
     id: int | None = Field(default=None, primary_key=True)
     ticket_id: int = Field(foreign_key="ticket.id", index=True)
     inbound_id: int | None = Field(default=None, foreign_key="inbound.id")

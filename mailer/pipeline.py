@@ -65,6 +65,7 @@ class MessageContext:
     outcome: str = "pending"
     notes: list[str] = field(default_factory=list)
     secrets: tuple[str, ...] = ()
+    tags: list[str] = field(default_factory=list)
     raw_replacement: bytes | None = None
     classification: Classification | None = None
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Insert, insert
-from sqlmodel import Session, SQLModel, col, select
+from sqlmodel import Session, SQLModel, col, func, select
 
 from mailer.ingest.mail import Address, ParsedMail
 from mailer.models import Message, Ticket, TicketEvent, utcnow
@@ -171,3 +171,26 @@ def record_event(session: Session, ticket_id: int, kind: str, at: datetime | Non
     """Append an entry to the ticket's history."""
     session.execute(_INSERT_EVENT, {"ticket_id": ticket_id, "kind": kind,
                                     "at": at or utcnow(), "detail": detail})
+
+
+def flood_target(session: Session, sender: str, per_sender: int, per_domain: int,
+                 now: datetime) -> TicketRef | None:
+    """The ticket to group a flooding sender's new mail onto, or None if not flooding.
+
+    ``per_domain`` 0 turns the domain limit off (consumer mail domains carry thousands of
+    legitimate customers; set it where a domain flood is a real threat).
+    """
+    since = now - timedelta(hours=1)
+    recent = select(func.count()).select_from(Message).where(
+        Message.direction == "in", col(Message.created_at) >= since)
+    domain = sender.rpartition("@")[2]
+    if session.exec(recent.where(Message.from_addr == sender)).one() >= per_sender:
+        match = col(Ticket.requester) == sender
+    elif per_domain and session.exec(
+            recent.where(col(Message.from_addr).like(f"%@{domain}"))).one() >= per_domain:
+        match = col(Ticket.requester).like(f"%@{domain}")
+    else:
+        return None
+    row = session.exec(select(Ticket).where(match, col(Ticket.status) != "closed")
+                       .order_by(col(Ticket.id).desc()).limit(1)).first()
+    return _ref(row) if row else None

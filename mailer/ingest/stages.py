@@ -10,10 +10,11 @@ from typing import Any
 
 from mailer import tickets
 from mailer.errors import ParseError
-from mailer.ingest import machine
+from mailer.ingest import machine, trust
 from mailer.ingest.attachments import AttachmentStore
 from mailer.ingest.match import find_thread
 from mailer.ingest.parse import parse_mail
+from mailer.models import utcnow
 from mailer.outbound import bounces
 from mailer.pipeline import Discard, Hold, MessageContext, Services
 
@@ -81,6 +82,8 @@ class ThreadStage:
         """See `Stage`."""
         if _agent_reply(ctx, services):
             return
+        if _untrusted_sensitive(ctx, services):
+            return  # a new ticket: never ride on an existing conversation
         match = find_thread(services.session, ctx.mail, services.signer)
         for refusal in match.refused:
             tickets.record_event(services.session, refusal.ticket.id, "thread_refused",
@@ -96,6 +99,38 @@ class ThreadStage:
             ctx.ticket_id, ctx.ticket_number = match.ticket.id, match.ticket.number
         elif ctx.kind == "auto_reply":
             raise Discard("auto-reply-without-ticket")
+        else:
+            _group_flood(ctx, services)
+
+
+def _untrusted_sensitive(ctx: MessageContext, services: Services) -> bool:
+    """Tag a mail that fails SPF/DKIM/DMARC; if it also asks for something sensitive,
+    keep it out of every existing thread."""
+    results = trust.auth_results(ctx.mail, services.config.support.authserv_id)
+    if not trust.auth_failed(results):
+        return False
+    ctx.tags.append("auth-failed")
+    if not trust.is_sensitive(ctx.mail):
+        return False
+    ctx.tags.append("sensitive-request")
+    ctx.notes.append("not threaded: failed authentication on a sensitive request")
+    return True
+
+
+def _group_flood(ctx: MessageContext, services: Services) -> None:
+    """Beyond the flood limit, new mail joins the sender's (domain's) latest ticket."""
+    mail, support = ctx.mail, services.config.support
+    if mail.from_ is None:
+        return
+    grouped = tickets.flood_target(services.session, mail.from_.address,
+                                   support.flood_per_sender_per_hour,
+                                   support.flood_per_domain_per_hour, utcnow())
+    if grouped is not None:
+        ctx.ticket_id, ctx.ticket_number = grouped.id, grouped.number
+        ctx.tags.append("flood")
+        ctx.notes.append("flood-grouped")
+        tickets.record_event(services.session, grouped.id, "flood_grouped",
+                             sender=mail.from_.address, message_id=mail.message_id)
 
 
 def _agent_reply(ctx: MessageContext, services: Services) -> bool:

@@ -23,6 +23,7 @@ class Classification:
     language: str | None
     entities: dict[str, list[str]]
     secrets: tuple[str, ...]
+    extra_tags: tuple[str, ...] = ()
 
     @property
     def urgency(self) -> str:
@@ -35,7 +36,8 @@ class Classification:
     @property
     def tags(self) -> tuple[str, ...]:
         """The rules' tags plus one ``secret:<kind>`` per secret kind seen."""
-        return tuple(dict.fromkeys([*self.decision.tags, *(f"secret:{k}" for k in self.secrets)]))
+        return tuple(dict.fromkeys([*self.decision.tags, *(f"secret:{k}" for k in self.secrets),
+                                    *self.extra_tags]))
 
 
 def classify(mail: ParsedMail, rules: RuleSet, *, is_reply: bool, is_machine: bool,

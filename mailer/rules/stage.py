@@ -69,6 +69,6 @@ class ClassifyStage:
 
     def process(self, ctx: MessageContext, services: Services) -> None:
         """See `Stage`."""
-        ctx.classification = classify(
-            ctx.mail, services.rules, is_reply=ctx.ticket_id is not None,
-            is_machine=ctx.kind != "customer", secrets=ctx.secrets)
+        found = classify(ctx.mail, services.rules, is_reply=ctx.ticket_id is not None,
+                         is_machine=ctx.kind != "customer", secrets=ctx.secrets)
+        ctx.classification = dataclasses.replace(found, extra_tags=tuple(ctx.tags))

@@ -15,7 +15,8 @@ from tests.servers import DropProxy
 LATER = 10**9  # a monotonic "now" past any backoff
 
 
-def mail(i: int, body_size: int = 200, sender: str = "alice@example.com") -> bytes:
+def mail(i: int, body_size: int = 200, sender: str | None = None) -> bytes:
+    sender = sender or f"customer{i}@example.com"  # distinct: under the flood limit
     body = (f"Deposit {i} has not arrived. " * (body_size // 28 + 1))[:body_size]
     return (f"From: Alice <{sender}>\r\nTo: support@exchange.example\r\n"
             f"Subject: Deposit missing #{i}\r\nMessage-ID: <m{i}.{time.time_ns()}@example.com>\r\n"

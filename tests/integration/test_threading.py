@@ -183,3 +183,44 @@ def test_out_of_office_to_a_closed_ticket_opens_nothing(app):
     row, ticket = send(app, subject=f"Out of office: [#{first.number}]",
                        headers="Auto-Submitted: auto-replied\r\n")
     assert ticket is None and row.status == "discarded"
+
+
+FAILED_AUTH = ("Authentication-Results: mx1.exchange.example; spf=fail smtp.mailfrom=x; "
+               "dkim=none; dmarc=fail header.from=example.com\r\n")
+
+
+def test_failed_auth_on_a_sensitive_request_is_never_threaded(app):
+    _, first = send(app, msgid="<root-auth@example.com>")
+    _, second = send(app, subject=f"Re: [#{first.number}] please reset 2FA",
+                     body="Please reset 2FA and change my email.",
+                     headers=FAILED_AUTH + "In-Reply-To: <root-auth@example.com>\r\n")
+    assert second.id != first.id
+    assert {"auth-failed", "sensitive-request"} <= set(second.tags)
+
+
+def test_failed_auth_alone_still_threads_but_is_tagged(app):
+    _, first = send(app, msgid="<root-auth2@example.com>")
+    _, second = send(app, subject=f"Re: [#{first.number}] any news?", body="Any news?",
+                     headers=FAILED_AUTH + "In-Reply-To: <root-auth2@example.com>\r\n")
+    assert second.id == first.id and "auth-failed" in second.tags
+
+
+def test_authserv_id_ignores_results_added_below_our_mx(tmp_path, store_url):
+    from mailer.ingest.parse import parse_mail
+    from mailer.ingest.trust import auth_failed, auth_results
+
+    mail = parse_mail(("Authentication-Results: evil.example; dmarc=fail\r\n"
+                       "Authentication-Results: mx1.exchange.example; dmarc=pass\r\n"
+                       "From: a@example.com\r\nSubject: x\r\n\r\nhi\r\n").encode())
+    assert auth_failed(auth_results(mail, None))  # the topmost one, unconfigured
+    assert not auth_failed(auth_results(mail, "mx1.exchange.example"))
+
+
+def test_a_flooding_sender_is_grouped_and_not_acknowledged(app):
+    for i in range(30):
+        send(app, sender="flood@example.com", subject=f"spam {i}", body=f"buy {i}")
+    row, ticket = send(app, sender="flood@example.com", subject="spam 31", body="buy more")
+    with Session(app.engine) as session:
+        count = len(session.exec(select(Ticket)).all())
+    assert count == 30 and ticket.id == 30 and "flood" in ticket.tags
+    assert "flood_grouped" in events(app, ticket)
