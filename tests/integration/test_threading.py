@@ -209,9 +209,9 @@ def test_authserv_id_ignores_results_added_below_our_mx(tmp_path, store_url):
     from mailer.ingest.parse import parse_mail
     from mailer.ingest.trust import auth_failed, auth_results
 
-    mail = parse_mail(("Authentication-Results: evil.example; dmarc=fail\r\n"
-                       "Authentication-Results: mx1.exchange.example; dmarc=pass\r\n"
-                       "From: a@example.com\r\nSubject: x\r\n\r\nhi\r\n").encode())
+    mail = parse_mail(b"Authentication-Results: evil.example; dmarc=fail\r\n"
+                       b"Authentication-Results: mx1.exchange.example; dmarc=pass\r\n"
+                       b"From: a@example.com\r\nSubject: x\r\n\r\nhi\r\n")
     assert auth_failed(auth_results(mail, None))  # the topmost one, unconfigured
     assert not auth_failed(auth_results(mail, "mx1.exchange.example"))
 
@@ -219,7 +219,7 @@ def test_authserv_id_ignores_results_added_below_our_mx(tmp_path, store_url):
 def test_a_flooding_sender_is_grouped_and_not_acknowledged(app):
     for i in range(30):
         send(app, sender="flood@example.com", subject=f"spam {i}", body=f"buy {i}")
-    row, ticket = send(app, sender="flood@example.com", subject="spam 31", body="buy more")
+    _row, ticket = send(app, sender="flood@example.com", subject="spam 31", body="buy more")
     with Session(app.engine) as session:
         count = len(session.exec(select(Ticket)).all())
     assert count == 30 and ticket.id == 30 and "flood" in ticket.tags
