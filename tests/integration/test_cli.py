@@ -188,3 +188,32 @@ def test_metrics_and_healthz_endpoints(config_file, dovecot, imap_user):
     assert 'mailer_tickets{state="new"} 1' in body
     assert "mailer_outbox_depth 1" in body  # the acknowledgement, not sent yet
     assert 'mailer_poll_seconds{mailbox="support"} 0.25' in body
+
+
+def test_credentials_never_appear_in_logs_errors_or_exports(config_file, dovecot, imap_user,
+                                                            corpus_dir, tmp_path):
+    from tests.smtp_sink import SmtpSink
+
+    smtp_password, id_secret = "smtp-S3cret-value-91", "id-S3cret-value-77"
+    for path in sorted(corpus_dir.glob("*.eml"))[:20]:
+        dovecot.append(imap_user.address, "INBOX", path.read_bytes())
+    with SmtpSink() as sink:
+        with open(config_file, "a") as fh:
+            fh.write(f'[smtp]\nhost = "127.0.0.1"\nport = {sink.port}\nusername = "desk"\n'
+                     f'password_env = "MAILER_TEST_SMTP_PASSWORD"\n'
+                     f'[support]\nid_secret_env = "MAILER_TEST_ID_SECRET"\n'
+                     f'[logging]\nlevel = "DEBUG"\n')
+        env = {**os.environ, "MAILER_TEST_SMTP_PASSWORD": smtp_password,
+               "MAILER_TEST_ID_SECRET": id_secret}
+        outputs = []
+        for command in (["run", "--once"], ["tickets", "export", "--format", "jsonl"],
+                        ["outbox", "list"], ["quarantine", "list"], ["doctor"],
+                        ["tickets", "show", "T-000001"]):
+            done = subprocess.run([sys.executable, "-m", "mailer", *command, "--config",
+                                   str(config_file)], env=env, capture_output=True, text=True,
+                                  timeout=120)
+            outputs.append(done.stdout + done.stderr)
+    everything = "\n".join(outputs)
+    assert "outbox=" in everything and "inbound=" in everything  # the run really logged
+    for secret in (imap_user.password, smtp_password, id_secret):
+        assert secret not in everything
