@@ -68,7 +68,8 @@ def run_forever(app: App, stop: threading.Event | None = None) -> None:
     stop = stop or threading.Event()
     scheduler = BackgroundScheduler(timezone=UTC)
     for job_id, (func, interval) in jobs(app).items():
-        scheduler.add_job(func, "interval", seconds=interval, id=job_id, coalesce=True,
+        scheduler.add_job(func, "interval", seconds=interval, id=job_id, name=job_id,
+                          coalesce=True,
                           max_instances=1, next_run_time=datetime.now(UTC))
     previous = _install_handlers(stop)
     install_reload(app)

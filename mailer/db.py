@@ -53,7 +53,10 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN")
+    # IMMEDIATE: take the write lock at BEGIN, where busy_timeout applies. A deferred BEGIN
+    # that reads, then writes after another thread committed fails at once with
+    # SQLITE_BUSY ("database is locked") without waiting.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 @contextmanager

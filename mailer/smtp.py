@@ -80,11 +80,19 @@ class SendResult:
     error: str | None
 
 
+BeforeSend = Callable[[str], None]
+
+
 class MailSender(Protocol):
     """The seam between the outbox and a mail transport."""
 
-    async def send_batch(self, items: Items, on_result: OnResult | None = None) -> list[SendResult]:
-        """Send every ``(key, mail)`` and return one result per item, in order."""
+    async def send_batch(self, items: Items, on_result: OnResult | None = None,
+                         before_send: BeforeSend | None = None) -> list[SendResult]:
+        """Send every ``(key, mail)`` and return one result per item, in order.
+
+        ``before_send(key)`` runs right before a mail is handed to the server (the outbox
+        records that moment: from then on the mail may have been delivered).
+        """
         ...
 
 
@@ -118,7 +126,8 @@ class SmtpSender:
         c = self.config
         return f"SmtpSender({c.host}:{c.port}, security={c.security}, user={c.username!r})"
 
-    async def send_batch(self, items: Items, on_result: OnResult | None = None) -> list[SendResult]:
+    async def send_batch(self, items: Items, on_result: OnResult | None = None,
+                         before_send: BeforeSend | None = None) -> list[SendResult]:
         """See `MailSender`."""
         results: list[SendResult] = []
         client: aiosmtplib.SMTP | None = None
@@ -130,6 +139,8 @@ class SmtpSender:
                 if failed is not None or client is None:
                     result = _connect_failure(key, failed)
                 else:
+                    if before_send is not None:
+                        before_send(key)
                     result = await self._send_one(client, key, message)
                     if not self.persistent or not client.is_connected:
                         await _close(client)
@@ -205,10 +216,11 @@ class SmtpSender:
 
 
 def send_batch_sync(
-    sender: MailSender, items: Items, on_result: OnResult | None = None
+    sender: MailSender, items: Items, on_result: OnResult | None = None,
+    before_send: BeforeSend | None = None,
 ) -> list[SendResult]:
     """Run `MailSender.send_batch` to completion from synchronous code (a scheduler job)."""
-    return asyncio.run(sender.send_batch(items, on_result))
+    return asyncio.run(sender.send_batch(items, on_result, before_send))
 
 
 def _accepted(key: str, refused: dict[str, aiosmtplib.SMTPResponse]) -> SendResult:

@@ -121,7 +121,8 @@ def _process(runner: Runner, session: Session, ctx: MessageContext, attempts: in
     if ctx.raw_replacement is not None:
         values["raw"] = ctx.raw_replacement
     session.execute(_UPDATE_ROW, {"row_id": ctx.inbound_id, **values})
-    return Outcome(ctx.inbound_id, status, reason, ctx.ticket_number, ctx.outcome)
+    number = ctx.ticket_number if status == "processed" else None  # else rolled back
+    return Outcome(ctx.inbound_id, status, reason, number, ctx.outcome)
 
 
 def _run(ctx: MessageContext, services: Services,

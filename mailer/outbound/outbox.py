@@ -1,12 +1,14 @@
 """The outbox: the only way mail leaves.
 
 Every send is a row with a unique ``dedupe_key`` (``ack:T-000123``), so enqueueing twice is
-a no-op. The sender claims due rows (status ``sending``, committed) *before* SMTP DATA and
-records the outcome right after each message. Which side of the DATA window we chose: **at
-most once**. A row found still ``sending`` after its lease (the daemon died between DATA and
-the status update) becomes ``uncertain`` and is never resent automatically; `mailer outbox
-retry ID` resends it after a human checked. Its Message-ID was fixed at enqueue time, so even
-a manual resend is recognised as the same mail by the recipient's client.
+a no-op. The sender claims a batch of due rows (``claimed``), marks each one ``sending``
+(committed) right before it is handed to the SMTP server, and records the outcome right
+after. A claimed row whose daemon died before trying it simply goes back to ``pending``.
+Which side of the DATA window we chose: **at most once**. A row found still ``sending``
+after its lease (the daemon died between DATA and the status update) becomes ``uncertain``
+and is never resent automatically; `mailer outbox retry ID` resends it after a human checked.
+Its Message-ID was fixed at enqueue time, so even a manual resend is recognised as the same
+mail by the recipient's client.
 """
 
 from __future__ import annotations
@@ -74,12 +76,16 @@ def insert_many(session: Session, items: list[OutboundMail], now: datetime) -> N
 
 
 def recover_stale(engine: Engine, now: datetime, lease_seconds: float) -> int:
-    """Rows left ``sending`` past their lease become ``uncertain`` (never resent by us)."""
+    """Past their lease, ``claimed`` rows (never tried) go back to ``pending``; ``sending``
+    rows (maybe delivered) become ``uncertain`` and are never resent by us."""
     cutoff = now - timedelta(seconds=lease_seconds)
     with Session(engine) as session:
+        session.execute(update(Outbox).where(
+            col(Outbox.status) == "claimed", col(Outbox.claimed_at) < cutoff,
+        ).values(status="pending", claimed_at=None))
         result = session.execute(update(Outbox).where(
             col(Outbox.status) == "sending", col(Outbox.claimed_at) < cutoff,
-        ).values(status="uncertain", last_error="interrupted between claim and result; "
+        ).values(status="uncertain", last_error="interrupted between DATA and the result; "
                  "not resent automatically (see `mailer outbox retry`)"))
         session.commit()
         count = int(result.rowcount)  # type: ignore[attr-defined]
@@ -89,7 +95,7 @@ def recover_stale(engine: Engine, now: datetime, lease_seconds: float) -> int:
 
 
 def claim_due(engine: Engine, now: datetime, limit: int) -> list[Outbox]:
-    """Mark up to ``limit`` due rows ``sending`` and return them (committed first)."""
+    """Mark up to ``limit`` due rows ``claimed`` and return them (committed first)."""
     with Session(engine, expire_on_commit=False) as session:
         rows = list(session.exec(
             select(Outbox).where(col(Outbox.status) == "pending",
@@ -98,7 +104,7 @@ def claim_due(engine: Engine, now: datetime, limit: int) -> list[Outbox]:
             # Several daemons: each claims different rows (PostgreSQL; SQLite ignores it).
             .with_for_update(skip_locked=True)))
         for row in rows:
-            row.status, row.claimed_at = "sending", now
+            row.status, row.claimed_at = "claimed", now
             session.add(row)
         session.commit()
     return rows
@@ -113,3 +119,11 @@ def counts(engine: Engine) -> Counter[str]:
     """Rows per status."""
     with Session(engine) as session:
         return Counter(session.exec(select(Outbox.status)))
+
+
+def mark_sending(engine: Engine, outbox_id: int, now: datetime) -> None:
+    """Record (committed) that this row is about to be handed to the SMTP server."""
+    with Session(engine) as session:
+        session.execute(update(Outbox).where(col(Outbox.id) == outbox_id)
+                        .values(status="sending", claimed_at=now))
+        session.commit()

@@ -20,7 +20,7 @@ from mailer.config import Config
 from mailer.ingest.mail import Address, ParsedMail
 from mailer.models import Customer, Outbox, Ticket, utcnow
 from mailer.outbound.compose import compose
-from mailer.outbound.outbox import backoff, claim_due, recover_stale
+from mailer.outbound.outbox import backoff, claim_due, mark_sending, recover_stale
 from mailer.sla.service import agent_replied
 from mailer.smtp import SendResult, send_batch_sync
 from mailer.templates.render import Rendered, Renderer
@@ -55,7 +55,10 @@ def send_due(engine: Engine, config: Config, renderer: Renderer, sender: object,
         row, rendered = prepared[result.key]
         outcome[_record(engine, config, row, rendered, result, now)] += 1
 
-    send_batch_sync(sender, items, on_result)  # type: ignore[arg-type]
+    def before_send(key: str) -> None:
+        mark_sending(engine, int(key), now)
+
+    send_batch_sync(sender, items, on_result, before_send)  # type: ignore[arg-type]
     return outcome
 
 

@@ -147,15 +147,27 @@ def test_ten_minute_outage_loses_and_duplicates_nothing(desk):
     assert all(r.status == "sent" for r in desk.outbox())
 
 
-def test_killed_between_claim_and_result_is_never_resent(desk):
+def test_killed_between_data_and_result_is_never_resent(desk):
+    from mailer.outbound.outbox import claim_due, mark_sending
+
+    desk.receive(mail())
+    claimed = claim_due(desk.app.engine, utcnow(), 50)
+    mark_sending(desk.app.engine, claimed[0].id, utcnow())  # then the daemon "dies"
+    desk.send(minutes=10)  # past the lease
+    statuses = {r.id: r.status for r in desk.outbox()}
+    assert statuses[claimed[0].id] == "uncertain"
+    assert all(m.message["Message-ID"] != claimed[0].message_id for m in desk.sink.messages)
+
+
+def test_killed_after_claiming_but_before_sending_sends_later_once(desk):
     from mailer.outbound.outbox import claim_due
 
     desk.receive(mail())
-    claimed = claim_due(desk.app.engine, utcnow(), 50)  # then the daemon "dies"
-    assert claimed
-    desk.send(minutes=10)  # past the lease
-    assert {r.status for r in desk.outbox()} == {"uncertain"}
-    assert desk.sink.messages == []
+    assert claim_due(desk.app.engine, utcnow(), 50)  # then the daemon "dies"
+    desk.send(minutes=10)  # past the lease: back to pending, sent
+    desk.send(minutes=1)
+    assert {r.status for r in desk.outbox()} == {"sent"}
+    assert len(desk.sent_to("carol@example.com")) == 1
 
 
 def test_two_autoresponders_stop_at_the_rate_limit(desk):
