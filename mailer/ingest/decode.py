@@ -42,6 +42,10 @@ _B64_SPLIT = re.compile(rb"=+")
 _B64_JUNK = re.compile(rb"[^A-Za-z0-9+/=]")
 _HTML_META = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?([\w.:-]+)""", re.I)
 _EOL = re.compile(r"\r\n?")
+# Lone surrogates: utf-7 and the *unicode_escape codecs decode to them, and no database or
+# file can store them. In a header, \udc80-\udcff are the raw 8-bit bytes (surrogateescape).
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_NOT_ESCAPE = re.compile("[\ud800-\udc7f\udd00-\udfff]")
 
 
 def normalize_charset(label: str | None) -> str | None:
@@ -52,6 +56,9 @@ def normalize_charset(label: str | None) -> str | None:
     key = _ALIASES.get(key, key)
     try:
         name = codecs.lookup(key).name
+    except (LookupError, ValueError):  # ValueError: a NUL in the label
+        return None
+    try:
         b"a".decode(name)  # LookupError for bytes-to-bytes codecs such as zlib or base64
     except LookupError:
         return None
@@ -65,10 +72,14 @@ def decode_bytes(data: bytes, label: str | None) -> tuple[str, Defects]:
     codec = normalize_charset(label)
     defects: list[str] = []
     text = _decode_labelled(data, codec, label, defects)
+    if text is not None and not text.isascii() and _SURROGATE.search(text):
+        text = _SURROGATE.sub("\ufffd", text)
+        defects.append("charset-surrogates")
     if text is None:
         text, used = _decode_fallback(data, skip=codec)
         if label or used not in ("utf-8", "ascii"):
-            defects.append(f"charset-fallback:{(label or 'none').lower()[:40]}->{used}")
+            tag = (label or "none").lower()[:40].encode("ascii", "replace").decode("ascii")
+            defects.append(f"charset-fallback:{tag}->{used}")
             log.debug("charset fallback %s -> %s", label, used)
     return unicodedata.normalize("NFC", text.removeprefix("\ufeff")), tuple(defects)
 
@@ -185,6 +196,8 @@ def decode_header(value: object, charset_hint: str | None = None) -> tuple[str, 
     """Decode a header (``str``, compat32 ``Header`` or None) to text; CR/LF decoded out of
     encoded words are kept so the caller can spot header injection."""
     raw = _FOLD.sub("", _header_source(value)).strip(" \t\r\n")
+    if not raw.isascii():
+        raw = _NOT_ESCAPE.sub("\ufffd", raw)
     parts: list[str] = []
     defects: list[str] = []
     run: list[tuple[str, bytes]] = []

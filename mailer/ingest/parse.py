@@ -9,9 +9,10 @@ are returned with their bytes; :mod:`mailer.ingest.store` writes them content-ad
 
 from __future__ import annotations
 
-import email
 import hashlib
+import re
 from dataclasses import dataclass, field
+from email.feedparser import FeedParser
 from email.message import Message
 from email.utils import getaddresses
 
@@ -28,6 +29,13 @@ MAX_PARTS = 2000
 MAX_HEADERS = 500
 MAX_HEADER_CHARS = 65_536
 MAX_HTML_CHARS = 2_000_000  # lexbor slows down sharply on huge, deeply nested documents
+# The stdlib feed parser's work per line grows with the nesting depth (one generator and one
+# boundary test per open part): 260 KB nested 900 deep took 7 s. Past this depth the rest of
+# the mail is not parsed; a 4 KB chunk can open at most ~140 more levels before we look.
+MAX_PARSE_DEPTH = 2 * MAX_DEPTH
+_FEED_CHUNK = 4096
+# Control characters safe_filename leaves in (C1, line/paragraph separators, lone surrogates).
+_NAME_CONTROLS = re.compile("[\x80-\x9f\u061c\u2028\u2029\ud800-\udfff]")
 
 
 @dataclass(slots=True)
@@ -49,12 +57,14 @@ def parse_mail(raw: bytes, message_id: str | None = None) -> ParsedMail:
     if not raw.strip():
         raise ParseError("empty", "the mail has no bytes")
     try:
-        msg = email.message_from_bytes(raw)
+        msg, too_deep = _parse_tree(raw)
     except RecursionError as exc:
         raise ParseError("too-deep", "MIME nesting too deep") from exc
     if message_id is None:
         message_id = identify(raw).message_id
     headers, defects = _headers(msg)
+    if too_deep:
+        defects.append("too-deep")
     body = _Body()
     _walk(msg, 0, body)
     text = "\n\n".join(t for t in body.plain if t.strip())
@@ -84,6 +94,18 @@ def parse_mail(raw: bytes, message_id: str | None = None) -> ParsedMail:
     )
 
 
+def _parse_tree(raw: bytes) -> tuple[Message, bool]:
+    """The compat32 tree ``email.message_from_bytes`` builds, fed in chunks so that parsing
+    stops (the tree cut there, ``True`` returned) once the nesting passes MAX_PARSE_DEPTH."""
+    parser = FeedParser()
+    text = raw.decode("ascii", "surrogateescape")
+    for start in range(0, len(text), _FEED_CHUNK):
+        parser.feed(text[start : start + _FEED_CHUNK])
+        if len(getattr(parser, "_msgstack", ())) > MAX_PARSE_DEPTH:
+            return parser.close(), True
+    return parser.close(), False
+
+
 def _headers(msg: Message) -> tuple[tuple[tuple[str, str], ...], list[str]]:
     """Every header, decoded, names lower-cased; long or numerous headers are cut."""
     out: list[tuple[str, str]] = []
@@ -103,8 +125,12 @@ def _first(headers: tuple[tuple[str, str], ...], name: str) -> str:
 
 
 def _raw(msg: Message, name: str) -> str | None:
+    """The first value of header ``name``; raw 8-bit bytes read as UTF-8 (RFC 6532)."""
     wanted = name.lower()
-    return next((str(v) for k, v in msg.raw_items() if k.lower() == wanted), None)
+    value = next((str(v) for k, v in msg.raw_items() if k.lower() == wanted), None)
+    if value is None or value.isascii():
+        return value
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _addresses(msg: Message, name: str) -> tuple[Address, ...]:
@@ -127,7 +153,7 @@ def _walk(part: Message, depth: int, body: _Body) -> None:
         return
     ctype = part.get_content_type()
     if ctype == "message/rfc822":
-        body.attachments.append(_attached_message(part, len(body.attachments)))
+        body.attachments.append(_attached_message(part, len(body.attachments), body))
     elif part.is_multipart():
         payload = part.get_payload()
         for sub in payload if isinstance(payload, list) else []:
@@ -166,7 +192,7 @@ def _filename(part: Message) -> str:
         name = part.get_filename()
     except (LookupError, ValueError):
         name = None
-    return decode.decode_header(name)[0] if name else ""
+    return _NAME_CONTROLS.sub("_", decode.decode_header(name)[0]) if name else ""
 
 
 def _content_id(part: Message) -> str | None:
@@ -174,12 +200,15 @@ def _content_id(part: Message) -> str | None:
     return str(value).strip()[:900] if value else None
 
 
-def _attached_message(part: Message, index: int) -> ParsedAttachment:
+def _attached_message(part: Message, index: int, body: _Body) -> ParsedAttachment:
     payload = part.get_payload()
     inner = payload[0] if isinstance(payload, list) and payload else None
     if not isinstance(inner, Message):
         inner = None
     data = _message_bytes(inner) if inner is not None else b""
+    if data is None:
+        body.defects.append("attached-message-unserialisable")
+        data = b""
     subject = decode.decode_header(inner.get("subject", "")) if inner else ("", ())
     return ParsedAttachment(
         filename=safe_filename(_filename(part) or f"{subject[0] or 'message'}.eml",
@@ -190,11 +219,18 @@ def _attached_message(part: Message, index: int) -> ParsedAttachment:
     )
 
 
-def _message_bytes(msg: Message) -> bytes:
+def _message_bytes(msg: Message) -> bytes | None:
+    """The attached message re-serialised; None when even the str generator fails (a codec
+    that raises on 'replace', a tree too deep for the recursive generator)."""
+    errors = (UnicodeError, LookupError, ValueError, TypeError, RecursionError)
     try:
         return msg.as_bytes()
-    except (UnicodeError, LookupError, ValueError, TypeError):
+    except errors:
+        pass
+    try:
         return msg.as_string().encode("utf-8", "surrogateescape")
+    except errors:
+        return None
 
 
 def _mime_defects(msg: Message) -> list[str]:

@@ -62,6 +62,10 @@ _PEM_KEY = re.compile(
     r"-----BEGIN [A-Z ]{0,20}PRIVATE KEY-----.*?-----END [A-Z ]{0,20}PRIVATE KEY-----", re.S
 )
 MNEMONIC_LENGTHS = (24, 21, 18, 15, 12)
+_DIGIT = re.compile(r"\d")  # the numbering _MNEMONIC_GAP allows between words
+# Prose never has a run of more than ~9 list words; a longer run than this (ten 24-word seeds)
+# is redacted whole, unchecked: checking its every window cost a minute on a 20 MB mail.
+MAX_RUN_WORDS = 240
 _WORD = re.compile(r"(?<![0-9A-Za-z])(?<!<)(?<!</)[A-Za-z]+(?![0-9A-Za-z])")  # not <li>
 _MNEMONIC_GAP = re.compile(
     r"(?:[\s,;|/•·*\"'()\[\]-]|<br\s*/?>|</?(?:p|div|span|li|ol|ul|td|tr|b|strong)\b[^>]{0,40}>"
@@ -233,26 +237,40 @@ class WordRun:
 
     start: int
     end: int
-    checksum_ok: bool  # start..end is the longest checksum-valid window
+    checksum_ok: bool  # start..end is covered by checksum-valid windows (or is too long)
     numbered: bool
 
 
 def find_mnemonics(text: str) -> Iterator[WordRun]:
     """Runs of >= 12 English BIP-39 words joined only by separators or numbering."""
     for run in _word_runs(text):
-        yield from _split_run(text, run)
+        pending = [run]  # a work list, not recursion: a hostile run may hold many seeds
+        while pending:
+            found: list[WordRun] = []
+            pending.extend(_split_run(text, pending.pop(), found))
+            yield from found
 
 
-def _split_run(text: str, run: list[re.Match[str]]) -> Iterator[WordRun]:
-    """The checksum-valid window of a run, then what is left on either side (two seeds)."""
-    numbered = any(c.isdigit() for c in text[run[0].end() : run[-1].start()])
-    first, last = _valid_window(text, run, [bip39_index()[m.group().lower()] for m in run])
-    if first < 0:
-        yield WordRun(run[0].start(), run[-1].end(), False, numbered)
-        return
-    yield WordRun(run[first].start(), run[last].end(), True, numbered)
-    for rest in (run[:first], run[last + 1 :]):
-        yield from _split_run(text, rest) if len(rest) >= 12 else ()
+def _split_run(
+    text: str, run: list[re.Match[str]], found: list[WordRun]
+) -> list[list[re.Match[str]]]:
+    """Add the checksum-valid stretches of a run to ``found`` (the whole run, unvalidated,
+    if it has none); return the pieces left between them that could still hold a seed."""
+    numbered = _DIGIT.search(text, run[0].end(), run[-1].start()) is not None
+    if len(run) > MAX_RUN_WORDS:
+        found.append(WordRun(run[0].start(), run[-1].end(), True, numbered))
+        return []
+    groups = _valid_windows(text, run, [bip39_index()[m.group().lower()] for m in run])
+    if not groups:
+        found.append(WordRun(run[0].start(), run[-1].end(), False, numbered))
+        return []
+    rest, done = [], 0
+    for first, last in groups:
+        found.append(WordRun(run[first].start(), run[last].end(), True, numbered))
+        rest.append(run[done:first])
+        done = last + 1
+    rest.append(run[done:])
+    return [piece for piece in rest if len(piece) >= 12]
 
 
 def _word_runs(text: str) -> Iterator[list[re.Match[str]]]:
@@ -265,27 +283,43 @@ def _word_runs(text: str) -> Iterator[list[re.Match[str]]]:
                 yield run
             run = []
         if listed:
-            run.append(match)
+            if len(run) > MAX_RUN_WORDS:
+                run[-1] = match  # only its ends matter now
+            else:
+                run.append(match)
     if len(run) >= 12:
         yield run
 
 
-def _valid_window(text: str, run: list[re.Match[str]], words: list[int]) -> tuple[int, int]:
-    """First and last word of the longest checksum-valid window(s), or ``(-1, -1)``.
+def _valid_windows(
+    text: str, run: list[re.Match[str]], words: list[int]
+) -> list[tuple[int, int]]:
+    """First and last word of each stretch of the run covered by checksum-valid windows.
 
     A checksum is 4 to 8 bits, so a prose word next to a seed can make a second window valid
-    by chance; the windows whose words and gaps look most like the rest of the run win.
+    by chance; the windows whose words and gaps look most like the rest of the run win, and
+    every winner of every length is kept (overlapping ones merged). Keeping only the longest
+    length let a chance-valid 15-word window across two pasted seeds leave the words of both
+    outside it in clear (one pair of 12-word seeds in five).
     """
-    for size in MNEMONIC_LENGTHS:
-        valid = [
-            i for i in range(len(words) - size + 1) if mnemonic_checksum_ok(words[i : i + size])
-        ]
-        if valid:
-            style, gap = _odd_ones(text, run)
-            cost = {i: sum(style[i : i + size]) + sum(gap[i + 1 : i + size]) for i in valid}
-            best = [i for i in valid if cost[i] == min(cost.values())]
-            return best[0], best[-1] + size - 1
-    return -1, -1
+    valid = [
+        (i, size)
+        for size in MNEMONIC_LENGTHS
+        for i in range(len(words) - size + 1)
+        if mnemonic_checksum_ok(words[i : i + size])
+    ]
+    if not valid:
+        return []
+    style, gap = _odd_ones(text, run)
+    cost = {(i, n): sum(style[i : i + n]) + sum(gap[i + 1 : i + n]) for i, n in valid}
+    cheapest = min(cost.values())
+    groups: list[tuple[int, int]] = []
+    for i, size in sorted(w for w in valid if cost[w] == cheapest):
+        if groups and i <= groups[-1][1]:
+            groups[-1] = (groups[-1][0], max(groups[-1][1], i + size - 1))
+        else:
+            groups.append((i, i + size - 1))
+    return groups
 
 
 def _odd_ones(text: str, run: list[re.Match[str]]) -> tuple[list[int], list[int]]:
