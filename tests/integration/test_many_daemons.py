@@ -145,10 +145,10 @@ def _check(engine, received) -> None:
     assert not_sent <= {"uncertain", "sending", "claimed"}, not_sent
     # Every ticket's ack was received, or is uncertain/sending because its daemon was
     # killed around DATA (it may or may not have been delivered: never resent, so never twice).
-    received = {key.rstrip("]") for key in to_customers}
+    acked = {key.rstrip("]") for key in to_customers}
     unsent = {f"T-{a.ticket_id:06d}" for a in acks if a.status != "sent"}
-    assert received | unsent == {f"T-{a.ticket_id:06d}" for a in acks}
-    assert all(f"T-{a.ticket_id:06d}" in received for a in acks if a.status == "sent")
+    assert acked | unsent == {f"T-{a.ticket_id:06d}" for a in acks}
+    assert all(f"T-{a.ticket_id:06d}" in acked for a in acks if a.status == "sent")
     reminders = [m for m in received if "SLA reminder" in m.message["Subject"]]
     keys = Counter(m.message["Subject"] for m in reminders)
     assert reminders and max(keys.values()) == 1, "a reminder was sent twice"
